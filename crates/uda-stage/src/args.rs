@@ -1,0 +1,116 @@
+//! Command-line arguments shared by every stage binary.
+
+use crate::ContractError;
+use clap::{Arg, ArgAction, Command};
+use std::path::PathBuf;
+
+/// Parsed stage arguments (see the crate docs for their meaning).
+#[derive(Debug, Clone, Default)]
+pub struct StageArgs {
+    pub out: Option<PathBuf>,
+    pub inputs: Vec<(String, PathBuf)>,
+    pub params_file: Option<PathBuf>,
+    pub params: Vec<(String, String)>,
+    pub describe: bool,
+}
+
+impl StageArgs {
+    fn command(kind: &'static str, doc: &'static str) -> Command {
+        Command::new(kind)
+            .about(doc)
+            .arg(Arg::new("out").long("out").value_name("DIR").value_parser(clap::value_parser!(PathBuf))
+                .help("Output folder (must not exist; written atomically)"))
+            .arg(Arg::new("input").long("input").value_name("NAME=PATH").action(ArgAction::Append)
+                .help("An input folder, by the name the stage declares (see --describe)"))
+            .arg(Arg::new("params").long("params").value_name("FILE").value_parser(clap::value_parser!(PathBuf))
+                .help("JSON or YAML object of params"))
+            .arg(Arg::new("param").long("param").short('p').value_name("KEY=VALUE").action(ArgAction::Append)
+                .help("Set one param (YAML value); wins over --params"))
+            .arg(Arg::new("describe").long("describe").action(ArgAction::SetTrue)
+                .help("Print inputs, outputs and params with defaults as JSON, then exit"))
+    }
+
+    /// Parses `std::env::args()` for a stage of the given kind.
+    pub fn try_parse_for(kind: &'static str, doc: &'static str) -> Result<Self, clap::Error> {
+        Self::try_parse_from_iter(kind, doc, std::env::args_os())
+    }
+
+    pub fn try_parse_from_iter<I, T>(kind: &'static str, doc: &'static str, it: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let cmd = Self::command(kind, doc);
+        let m = cmd.clone().try_get_matches_from(it)?;
+        let split = |s: &String, what: &str| -> Result<(String, String), clap::Error> {
+            parse_assignment(s).ok_or_else(|| {
+                cmd.clone().error(clap::error::ErrorKind::ValueValidation, format!("{what} '{s}' is not of the form NAME=VALUE"))
+            })
+        };
+        let mut inputs = Vec::new();
+        for s in m.get_many::<String>("input").into_iter().flatten() {
+            let (k, v) = split(s, "--input")?;
+            inputs.push((k, PathBuf::from(v)));
+        }
+        let mut params = Vec::new();
+        for s in m.get_many::<String>("param").into_iter().flatten() {
+            params.push(split(s, "--param")?);
+        }
+        Ok(Self {
+            out: m.get_one::<PathBuf>("out").cloned(),
+            inputs,
+            params_file: m.get_one::<PathBuf>("params").cloned(),
+            params,
+            describe: m.get_flag("describe"),
+        })
+    }
+
+    /// The params as one JSON object: `--params FILE` first, then each `--param` over it.
+    /// Dotted keys (`a.b=1`) set nested objects.
+    pub fn params_value(&self, kind: &str) -> Result<serde_json::Value, ContractError> {
+        let mut value = match &self.params_file {
+            None => serde_json::Value::Object(Default::default()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ContractError::ParamsFile { path: path.clone(), message: e.to_string() })?;
+                let v: serde_json::Value = serde_saphyr::from_str(&text)
+                    .map_err(|e| ContractError::ParamsFile { path: path.clone(), message: e.to_string() })?;
+                if !v.is_object() {
+                    return Err(ContractError::ParamsFile { path: path.clone(), message: "expected a mapping of param names to values".into() });
+                }
+                v
+            }
+        };
+        for (key, raw) in &self.params {
+            let parsed: serde_json::Value = serde_saphyr::from_str(raw).map_err(|e| ContractError::BadParams {
+                kind: kind.into(),
+                message: format!("--param {key}={raw}: not a valid value ({e})"),
+            })?;
+            set_dotted(&mut value, key, parsed);
+        }
+        Ok(value)
+    }
+}
+
+/// Splits `NAME=VALUE` at the first `=`; `None` when there is none or NAME is empty.
+pub fn parse_assignment(s: &str) -> Option<(String, String)> {
+    let (k, v) = s.split_once('=')?;
+    let k = k.trim();
+    (!k.is_empty()).then(|| (k.to_string(), v.to_string()))
+}
+
+fn set_dotted(root: &mut serde_json::Value, key: &str, value: serde_json::Value) {
+    let mut cur = root;
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if !cur.is_object() {
+            *cur = serde_json::Value::Object(Default::default());
+        }
+        let obj = cur.as_object_mut().expect("just made an object");
+        if parts.peek().is_none() {
+            obj.insert(part.to_string(), value);
+            return;
+        }
+        cur = obj.entry(part.to_string()).or_insert_with(|| serde_json::Value::Object(Default::default()));
+    }
+}

@@ -1,0 +1,252 @@
+//! The stage contract: how the `uda-pipe` runner (and a person at a shell) calls a stage binary.
+//!
+//! Every stage binary accepts the same arguments:
+//!
+//! ```text
+//! STAGE --out DIR [--input NAME=PATH]... [--param KEY=VALUE]... [--params FILE] [--describe]
+//! ```
+//!
+//! * `--out DIR`: where the stage's outputs go. The stage writes into a private sibling staging
+//!   folder (`DIR.partial-<pid>`) and renames it to `DIR` only when it succeeded, so an
+//!   interrupted stage never leaves a half-written `DIR` behind. `DIR` must not exist yet.
+//! * `--input NAME=PATH`: one per declared input; a path to a folder (an upstream stage's output,
+//!   or an external dataset root).
+//! * `--params FILE`: a JSON or YAML object of params (what the runner passes); `--param KEY=VALUE`
+//!   sets one param (VALUE parsed as a YAML scalar or flow value, e.g. `beta=0.01`, `sizes=[1,2]`)
+//!   and wins over `--params`. Unknown keys and type mismatches are errors that name the key.
+//! * `--describe`: print the stage's [`StageDescription`] (kind, inputs, outputs, params with their
+//!   defaults) as JSON and exit. The runner uses it to validate `pipeline.yaml` without knowing
+//!   each stage.
+//!
+//! Progress: when the environment has `UDA_PROGRESS=jsonl` (the runner sets it), progress goes to
+//! stderr as lines `{"uda_progress":{"label":..,"done":..,"total":..}}`; otherwise a progress bar.
+//! Metrics a stage wants shown by `uda-pipe show` go to `DIR/metrics.json` (a flat JSON object),
+//! written with [`StageContext::write_metrics`].
+
+mod args;
+mod progress;
+
+pub use args::{StageArgs, parse_assignment};
+pub use progress::{Progress, ProgressMode, ProgressUpdate, parse_progress_line};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Environment variable through which the runner asks for machine-readable progress.
+pub const PROGRESS_ENV: &str = "UDA_PROGRESS";
+/// File (inside the output folder) holding the stage's headline metrics.
+pub const METRICS_FILE: &str = "metrics.json";
+
+/// Errors of the contract itself (argument and param handling); stages add their own.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    #[error("missing required input '{name}' (pass --input {name}=PATH); stage {kind} needs: {all}")]
+    MissingInput { kind: String, name: String, all: String },
+    #[error("unknown input '{name}' for stage {kind}; it takes: {all}")]
+    UnknownInput { kind: String, name: String, all: String },
+    #[error("input '{name}' = {path}: no such file or folder")]
+    InputNotFound { name: String, path: PathBuf },
+    #[error("bad params for stage {kind}: {message}")]
+    BadParams { kind: String, message: String },
+    #[error("cannot read params file {path}: {message}")]
+    ParamsFile { path: PathBuf, message: String },
+    #[error("output folder {0} already exists; choose a new --out or remove it")]
+    OutExists(PathBuf),
+    #[error("{context}: {source}")]
+    Io { context: String, #[source] source: std::io::Error },
+}
+
+/// One declared input of a stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct InputSpec {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub required: bool,
+}
+
+/// One declared output (a file or folder inside `--out`).
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputSpec {
+    pub name: &'static str,
+    pub doc: &'static str,
+}
+
+/// What `--describe` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageDescription {
+    pub kind: &'static str,
+    pub doc: &'static str,
+    pub inputs: Vec<InputSpec>,
+    pub outputs: Vec<OutputSpec>,
+    /// The params with their default values; the JSON type of each default is the param's type.
+    pub params: serde_json::Value,
+}
+
+/// A stage: typed params, declared inputs/outputs, and the work.
+pub trait Stage {
+    /// The stage kind, as written in `pipeline.yaml` and as the binary is named.
+    const KIND: &'static str;
+    /// One line saying what the stage does.
+    const DOC: &'static str;
+    /// Typed params; `Default` gives the defaults. Use `#[serde(default, deny_unknown_fields)]`.
+    type Params: Serialize + DeserializeOwned + Default;
+
+    fn inputs() -> Vec<InputSpec>;
+    fn outputs() -> Vec<OutputSpec>;
+    fn run(ctx: &StageContext, params: &Self::Params) -> anyhow::Result<()>;
+
+    fn describe() -> StageDescription {
+        StageDescription {
+            kind: Self::KIND,
+            doc: Self::DOC,
+            inputs: Self::inputs(),
+            outputs: Self::outputs(),
+            params: serde_json::to_value(Self::Params::default()).unwrap_or_default(),
+        }
+    }
+}
+
+/// What a running stage sees: its resolved inputs, its (staging) output folder, progress.
+#[derive(Debug)]
+pub struct StageContext {
+    kind: &'static str,
+    inputs: BTreeMap<String, PathBuf>,
+    out: PathBuf,
+    progress_mode: ProgressMode,
+}
+
+impl StageContext {
+    /// A context for calling a stage's `run` directly (tests, benchmarks, other tools).
+    pub fn new(kind: &'static str, inputs: BTreeMap<String, PathBuf>, out: PathBuf) -> Self {
+        Self { kind, inputs, out, progress_mode: ProgressMode::from_env() }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Path of a declared input; declared-required inputs are checked before `run` is called.
+    pub fn input(&self, name: &str) -> anyhow::Result<&Path> {
+        self.inputs
+            .get(name)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| anyhow::anyhow!("stage {}: input '{name}' was not given", self.kind))
+    }
+
+    pub fn optional_input(&self, name: &str) -> Option<&Path> {
+        self.inputs.get(name).map(PathBuf::as_path)
+    }
+
+    /// The folder to write outputs into (private to this run; renamed into place on success).
+    pub fn out_dir(&self) -> &Path {
+        &self.out
+    }
+
+    pub fn out_path(&self, name: &str) -> PathBuf {
+        self.out.join(name)
+    }
+
+    /// A progress reporter for `total` units of work (a bar for people, JSON lines for the runner).
+    pub fn progress(&self, label: &str, total: u64) -> Progress {
+        Progress::new(self.progress_mode, self.kind, label, total)
+    }
+
+    /// Writes `metrics.json` (a flat object of headline numbers) into the output folder.
+    pub fn write_metrics(&self, metrics: &BTreeMap<String, serde_json::Value>) -> anyhow::Result<()> {
+        let path = self.out.join(METRICS_FILE);
+        let text = serde_json::to_string_pretty(metrics)?;
+        std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+    }
+}
+
+/// Parses params from a JSON object, naming the offending key in the error.
+pub fn params_from_value<P: DeserializeOwned>(kind: &str, value: serde_json::Value) -> Result<P, ContractError> {
+    serde_json::from_value(value).map_err(|e| ContractError::BadParams { kind: kind.to_string(), message: e.to_string() })
+}
+
+/// The whole `main` of a stage binary: parse arguments, validate, run into a staging folder,
+/// rename into place. Errors are printed with their causes and give exit code 1 (2 for bad usage).
+pub fn stage_main<S: Stage>() -> ExitCode {
+    let args = match StageArgs::try_parse_for(S::KIND, S::DOC) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    if args.describe {
+        println!("{}", serde_json::to_string_pretty(&S::describe()).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    match run_stage::<S>(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}: {e:#}", S::KIND);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a stage with parsed arguments (what [`stage_main`] does after parsing).
+pub fn run_stage<S: Stage>(args: &StageArgs) -> anyhow::Result<()> {
+    let Some(out) = args.out.clone() else {
+        anyhow::bail!("--out DIR is required (the folder the stage's outputs go to)");
+    };
+    let params_value = args.params_value(S::KIND)?;
+    let params: S::Params = params_from_value(S::KIND, params_value)?;
+    let inputs = resolve_inputs(S::KIND, &S::inputs(), &args.inputs)?;
+    if out.exists() {
+        return Err(ContractError::OutExists(out).into());
+    }
+    let staging = staging_path(&out);
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).ok();
+    }
+    std::fs::create_dir_all(&staging)
+        .map_err(|source| ContractError::Io { context: format!("creating {}", staging.display()), source })?;
+    let ctx = StageContext { kind: S::KIND, inputs, out: staging.clone(), progress_mode: ProgressMode::from_env() };
+    if let Err(e) = S::run(&ctx, &params) {
+        std::fs::remove_dir_all(&staging).ok();
+        return Err(e);
+    }
+    std::fs::rename(&staging, &out).map_err(|source| ContractError::Io {
+        context: format!("moving {} into place as {}", staging.display(), out.display()),
+        source,
+    })?;
+    Ok(())
+}
+
+fn staging_path(out: &Path) -> PathBuf {
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    out.with_file_name(format!("{name}.partial-{}", std::process::id()))
+}
+
+fn resolve_inputs(
+    kind: &str,
+    specs: &[InputSpec],
+    given: &[(String, PathBuf)],
+) -> Result<BTreeMap<String, PathBuf>, ContractError> {
+    let all = specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", ");
+    let mut inputs = BTreeMap::new();
+    for (name, path) in given {
+        if !specs.iter().any(|s| s.name == name) {
+            return Err(ContractError::UnknownInput { kind: kind.into(), name: name.clone(), all });
+        }
+        if !path.exists() {
+            return Err(ContractError::InputNotFound { name: name.clone(), path: path.clone() });
+        }
+        inputs.insert(name.clone(), path.clone());
+    }
+    for spec in specs.iter().filter(|s| s.required) {
+        if !inputs.contains_key(spec.name) {
+            return Err(ContractError::MissingInput { kind: kind.into(), name: spec.name.into(), all });
+        }
+    }
+    Ok(inputs)
+}
+
+#[cfg(test)]
+mod tests;
