@@ -1,0 +1,169 @@
+//! `preprocess-resize`: one dataset split (GTA5 or Cityscapes layout) → an ImageSet folder.
+//!
+//! Images are resized with a bicubic (Catmull-Rom, as Pillow's BICUBIC) or area (box) filter,
+//! label maps with nearest neighbour, label ids mapped to train ids (255 = ignore). The work is
+//! streamed shard by shard, with shards processed in parallel by rayon, so memory is bounded by
+//! `threads × images_per_shard` images whatever the dataset size.
+
+mod manifest;
+mod process;
+
+pub use process::{Interpolation, ProcessedImage, process_sample};
+
+use anyhow::Context;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uda_data::datasets::{DatasetKind, LabelPolicy, list_samples};
+use uda_data::imageset::{IMAGES, LABELS, MANIFEST};
+use uda_data::zarr::{ArrayLayout, ImageArrayWriter};
+use uda_stage::{InputSpec, OutputSpec, Stage, StageContext};
+
+/// Params of `preprocess-resize`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PreprocessParams {
+    /// Folder layout of the `root` input: `gta5` or `cityscapes`.
+    pub dataset: DatasetKind,
+    /// Cityscapes split (`train`, `val`); ignored for GTA5.
+    pub split: String,
+    /// `required`: read label maps (error if one is missing); `none`: images only.
+    pub labels: LabelPolicy,
+    /// Output size `[height, width]`.
+    pub size: [usize; 2],
+    /// Image filter: `bicubic` (reference practice) or `area`.
+    pub interpolation: Interpolation,
+    /// Images per Zarr shard file.
+    pub images_per_shard: usize,
+    /// Keep only the first N images (by name); 0 keeps all.
+    pub limit: usize,
+    /// How many preview panels (image | colourised labels) to write.
+    pub previews: usize,
+}
+
+impl Default for PreprocessParams {
+    fn default() -> Self {
+        Self {
+            dataset: DatasetKind::Gta5,
+            split: "train".into(),
+            labels: LabelPolicy::Required,
+            size: [512, 1024],
+            interpolation: Interpolation::Bicubic,
+            images_per_shard: uda_data::zarr::DEFAULT_IMAGES_PER_SHARD,
+            limit: 0,
+            previews: 4,
+        }
+    }
+}
+
+/// The stage.
+#[derive(Debug)]
+pub struct PreprocessResize;
+
+impl Stage for PreprocessResize {
+    const KIND: &'static str = "preprocess-resize";
+    const DOC: &'static str = "Read a GTA5/Cityscapes split, resize, map label ids to train ids, write an ImageSet (Zarr + manifest)";
+    type Params = PreprocessParams;
+
+    fn inputs() -> Vec<InputSpec> {
+        vec![InputSpec { name: "root", doc: "dataset root folder (GTA5 or Cityscapes layout)", required: true }]
+    }
+
+    fn outputs() -> Vec<OutputSpec> {
+        vec![
+            OutputSpec { name: IMAGES, doc: "(N, H, W, 3) u8 RGB" },
+            OutputSpec { name: LABELS, doc: "(N, H, W) u8 train ids, 255 = ignore (when labels are read)" },
+            OutputSpec { name: MANIFEST, doc: "index, name, image_path, label_path, orig_width, orig_height, content_hash" },
+            OutputSpec { name: "previews", doc: "PNG panels: image | colourised labels" },
+        ]
+    }
+
+    fn run(ctx: &StageContext, p: &PreprocessParams) -> anyhow::Result<()> {
+        let [height, width] = p.size;
+        anyhow::ensure!(height > 0 && width > 0, "param size: [{height}, {width}] must be positive [height, width]");
+        anyhow::ensure!(p.images_per_shard > 0, "param images_per_shard must be at least 1");
+        let root = ctx.input("root")?;
+        let mut samples = list_samples(p.dataset, root, &p.split, p.labels)?;
+        if p.limit > 0 {
+            samples.truncate(p.limit);
+        }
+        let n = samples.len();
+        let layout = ArrayLayout { len: n, height, width, channels: 3, images_per_shard: p.images_per_shard };
+        let images = ImageArrayWriter::create(&ctx.out_path(IMAGES), layout)?;
+        let labels = match p.labels {
+            LabelPolicy::Required => Some(ImageArrayWriter::create(&ctx.out_path(LABELS), ArrayLayout { channels: 1, ..layout })?),
+            LabelPolicy::None => None,
+        };
+        let progress = ctx.progress("resize", n as u64);
+        // One shard per task: each task owns its shard's buffers and writes it whole.
+        let rows: Vec<Vec<manifest::Row>> = (0..images.shard_count())
+            .into_par_iter()
+            .map(|shard| -> anyhow::Result<Vec<manifest::Row>> {
+                let range = images.shard_range(shard);
+                let mut img_buf = Vec::with_capacity(range.len() * layout.image_len());
+                let mut lab_buf = Vec::with_capacity(range.len() * height * width);
+                let mut rows = Vec::with_capacity(range.len());
+                for i in range {
+                    let out = process_sample(&samples[i], height, width, p.interpolation)?;
+                    img_buf.extend_from_slice(&out.image);
+                    if let Some(l) = &out.label {
+                        lab_buf.extend_from_slice(l);
+                    }
+                    rows.push(manifest::Row::new(i, root, &samples[i], &out));
+                    progress.inc(1);
+                }
+                images.write_shard(shard, &img_buf)?;
+                if let Some(labels) = &labels {
+                    labels.write_shard(shard, &lab_buf)?;
+                }
+                Ok(rows)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        progress.finish();
+        let rows: Vec<manifest::Row> = rows.into_iter().flatten().collect();
+        manifest::write(&ctx.out_path(MANIFEST), &rows)?;
+
+        let images = images.finish()?;
+        let labels = labels.map(ImageArrayWriter::finish).transpose()?;
+        write_previews(ctx, &images, labels.as_ref(), p.previews.min(n))?;
+
+        let mut metrics = BTreeMap::new();
+        metrics.insert("images".to_string(), serde_json::json!(n));
+        metrics.insert("height".to_string(), serde_json::json!(height));
+        metrics.insert("width".to_string(), serde_json::json!(width));
+        if let Some(labels) = &labels {
+            metrics.insert("ignored_pixel_fraction".to_string(), serde_json::json!(ignored_fraction(labels)?));
+        }
+        ctx.write_metrics(&metrics)?;
+        Ok(())
+    }
+}
+
+fn write_previews(
+    ctx: &StageContext,
+    images: &uda_data::ImageArray,
+    labels: Option<&uda_data::ImageArray>,
+    count: usize,
+) -> anyhow::Result<()> {
+    let (h, w) = (images.height(), images.width());
+    for i in 0..count {
+        let img = images.read(i)?;
+        let path = ctx.out_path("previews").join(format!("{i:05}.png"));
+        match labels {
+            Some(l) => {
+                let lab = uda_data::classes::colorize(&l.read(i)?);
+                uda_data::png::write_panel(&path, h, &[(w, &img), (w, &lab)])?;
+            }
+            None => uda_data::png::write_rgb(&path, w, h, &img)?,
+        }
+    }
+    Ok(())
+}
+
+fn ignored_fraction(labels: &uda_data::ImageArray) -> anyhow::Result<f64> {
+    let mut ignored = 0u64;
+    for i in 0..labels.len() {
+        ignored += labels.read(i).context("re-reading labels")?.iter().filter(|&&v| v == uda_data::classes::IGNORE).count() as u64;
+    }
+    Ok(ignored as f64 / (labels.len() * labels.image_len()).max(1) as f64)
+}
