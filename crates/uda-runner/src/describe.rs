@@ -1,0 +1,392 @@
+//! Finding stage binaries, their identity, and what they accept (`--describe`).
+//!
+//! A kind `K` is the binary named `K`, searched in `$UDA_STAGE_PATH` (colon-separated folders),
+//! then the folder of the running `uda-pipe`, then `PATH`. Its identity is the blake3 of the
+//! binary file (memoised by path/size/mtime/inode), so a rebuilt stage is a different stage for
+//! the cache. Its `--describe` output is cached per identity: validating a pipeline does not
+//! spawn every stage binary every time.
+
+use crate::error::{IoContext, Result, RunnerError};
+use crate::hashing::{self, Hash, Stat};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub const STAGE_PATH_ENV: &str = "UDA_STAGE_PATH";
+
+/// What a stage binary says about itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Description {
+    pub kind: String,
+    #[serde(default)]
+    pub doc: String,
+    #[serde(default)]
+    pub inputs: Vec<DescribedInput>,
+    #[serde(default)]
+    pub outputs: Vec<DescribedOutput>,
+    /// Param names with defaults; each default's JSON type is the param's type.
+    #[serde(default)]
+    pub params: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DescribedInput {
+    pub name: String,
+    #[serde(default)]
+    pub doc: String,
+    #[serde(default)]
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DescribedOutput {
+    pub name: String,
+    #[serde(default)]
+    pub doc: String,
+}
+
+/// A located stage binary.
+#[derive(Debug, Clone)]
+pub struct StageBinary {
+    pub kind: String,
+    pub path: PathBuf,
+    pub hash: Hash,
+    pub description: Description,
+}
+
+/// The folders searched for stage binaries, in order.
+pub fn search_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Ok(p) = std::env::var(STAGE_PATH_ENV) {
+        dirs.extend(std::env::split_paths(&p).filter(|d| !d.as_os_str().is_empty()));
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(d) = exe.parent()
+    {
+        dirs.push(d.to_path_buf());
+    }
+    if let Ok(p) = std::env::var("PATH") {
+        dirs.extend(std::env::split_paths(&p));
+    }
+    dirs
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Finds stage binaries, hashes them and caches their descriptions (thread-safe).
+#[derive(Debug)]
+pub struct Registry {
+    dirs: Vec<PathBuf>,
+    state_dir: PathBuf,
+    found: Mutex<HashMap<String, Option<StageBinary>>>,
+}
+
+impl Registry {
+    /// `state_dir` is the cache's `state/` folder (binary-hash memo and describe cache).
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            dirs: search_dirs(),
+            state_dir: state_dir.to_path_buf(),
+            found: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn with_dirs(state_dir: &Path, dirs: Vec<PathBuf>) -> Self {
+        Self {
+            dirs,
+            state_dir: state_dir.to_path_buf(),
+            found: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn locate(&self, kind: &str) -> Option<PathBuf> {
+        self.dirs
+            .iter()
+            .map(|d| d.join(kind))
+            .find(|p| is_executable(p))
+    }
+
+    /// The stage binary for `kind`, or `Ok(None)` when no such binary exists.
+    pub fn get(&self, kind: &str) -> Result<Option<StageBinary>> {
+        if let Some(b) = self
+            .found
+            .lock()
+            .map_err(|_| RunnerError::Usage("registry lock poisoned".into()))?
+            .get(kind)
+        {
+            return Ok(b.clone());
+        }
+        let found = match self.locate(kind) {
+            None => None,
+            Some(path) => {
+                let hash = self.binary_hash(&path)?;
+                let description = self.describe(&path, &hash)?;
+                if description.kind != kind {
+                    return Err(RunnerError::Describe {
+                        binary: path,
+                        message: format!(
+                            "it describes itself as kind '{}', not '{kind}'",
+                            description.kind
+                        ),
+                    });
+                }
+                Some(StageBinary {
+                    kind: kind.to_string(),
+                    path,
+                    hash,
+                    description,
+                })
+            }
+        };
+        if let Ok(mut m) = self.found.lock() {
+            m.insert(kind.to_string(), found.clone());
+        }
+        Ok(found)
+    }
+
+    /// Executable names in the search folders that look like `kind` (for "did you mean").
+    pub fn suggest(&self, kind: &str) -> Vec<String> {
+        let mut names: Vec<(usize, String)> = Vec::new();
+        for d in &self.dirs {
+            let Ok(rd) = std::fs::read_dir(d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                let dist = edit_distance(&n, kind);
+                if (dist <= 3 || (n.contains(kind) && kind.len() >= 3))
+                    && is_executable(&e.path())
+                    && !names.iter().any(|(_, x)| *x == n)
+                {
+                    names.push((dist, n));
+                }
+            }
+        }
+        names.sort();
+        names.into_iter().take(3).map(|(_, n)| n).collect()
+    }
+
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    fn binary_hash(&self, path: &Path) -> Result<Hash> {
+        let memo_path = self.state_dir.join("binaries").join(format!(
+            "{}.tsv",
+            &hashing::hex(blake3::hash(path.as_os_str().as_encoded_bytes()).as_bytes())[..16]
+        ));
+        let meta = std::fs::metadata(path).ctx(|| format!("reading {}", path.display()))?;
+        let stat = Stat::of(&meta);
+        if let Ok(text) = std::fs::read_to_string(&memo_path) {
+            let f: Vec<&str> = text.trim().split('\t').collect();
+            if let [h, size, m, ino] = f.as_slice()
+                && size.parse() == Ok(stat.size)
+                && m.parse() == Ok(stat.mtime_ns)
+                && ino.parse() == Ok(stat.ino)
+                && let Ok(h) = blake3::Hash::from_hex(h)
+            {
+                return Ok(*h.as_bytes());
+            }
+        }
+        let hash = hashing::hash_file(path)?;
+        let line = format!(
+            "{}\t{}\t{}\t{}\n",
+            hashing::hex(&hash),
+            stat.size,
+            stat.mtime_ns,
+            stat.ino
+        );
+        hashing::write_atomic(&memo_path, line.as_bytes())?;
+        Ok(hash)
+    }
+
+    fn describe(&self, path: &Path, hash: &Hash) -> Result<Description> {
+        let cached = self
+            .state_dir
+            .join("describe")
+            .join(format!("{}.json", hashing::hex(hash)));
+        if let Ok(text) = std::fs::read_to_string(&cached)
+            && let Ok(d) = serde_json::from_str::<Description>(&text)
+        {
+            return Ok(d);
+        }
+        let out = std::process::Command::new(path)
+            .arg("--describe")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .ctx(|| format!("running {} --describe", path.display()))?;
+        let describe_err = |message: String| RunnerError::Describe {
+            binary: path.to_path_buf(),
+            message,
+        };
+        if !out.status.success() {
+            return Err(describe_err(format!(
+                "--describe failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let d: Description = serde_json::from_slice(&out.stdout).map_err(|e| {
+            describe_err(format!(
+                "--describe did not print the stage description JSON ({e}); is it a uda-pipe stage?"
+            ))
+        })?;
+        let text = serde_json::to_vec_pretty(&d).map_err(|e| describe_err(e.to_string()))?;
+        hashing::write_atomic(&cached, &text)?;
+        Ok(d)
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Checks a param value against the default's JSON type; ints are accepted for floats.
+/// Returns a message naming the param path on mismatch or unknown nested keys.
+pub fn check_param(
+    path: &str,
+    value: &serde_json::Value,
+    default: &serde_json::Value,
+) -> Result<(), String> {
+    use serde_json::Value as J;
+    let ty = |v: &J| match v {
+        J::Null => "null",
+        J::Bool(_) => "a boolean",
+        J::Number(n) if n.is_f64() => "a number",
+        J::Number(_) => "an integer",
+        J::String(_) => "a string",
+        J::Array(_) => "a list",
+        J::Object(_) => "a mapping",
+    };
+    let ok = match (default, value) {
+        (J::Null, _) => true,
+        (J::Number(d), J::Number(v)) => d.is_f64() || !v.is_f64(),
+        (J::Bool(_), J::Bool(_)) | (J::String(_), J::String(_)) => true,
+        (J::Array(d), J::Array(v)) => {
+            if let Some(d0) = d.first() {
+                for (i, x) in v.iter().enumerate() {
+                    check_param(&format!("{path}[{i}]"), x, d0)?;
+                }
+            }
+            true
+        }
+        (J::Object(d), J::Object(v)) => {
+            for (k, x) in v {
+                match d.get(k) {
+                    Some(dk) => check_param(&format!("{path}.{k}"), x, dk)?,
+                    None => {
+                        let known: Vec<&str> = d.keys().map(String::as_str).collect();
+                        return Err(format!(
+                            "unknown param '{path}.{k}' (known: {})",
+                            known.join(", ")
+                        ));
+                    }
+                }
+            }
+            true
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "param '{path}' must be {} like the default {default}, found {} {value}",
+            ty(default),
+            ty(value)
+        ))
+    }
+}
+
+/// Fills in defaults and turns integers into floats where the param is a float, so that
+/// `beta: 1` and `beta: 1.0` give one cache key.
+pub fn canonical_params(
+    value: &serde_json::Value,
+    default: &serde_json::Value,
+) -> serde_json::Value {
+    use serde_json::Value as J;
+    match (default, value) {
+        (J::Number(d), J::Number(v)) if d.is_f64() && !v.is_f64() => v
+            .as_f64()
+            .and_then(serde_json::Number::from_f64)
+            .map(J::Number)
+            .unwrap_or_else(|| value.clone()),
+        (J::Array(d), J::Array(v)) => match d.first() {
+            Some(d0) => J::Array(v.iter().map(|x| canonical_params(x, d0)).collect()),
+            None => value.clone(),
+        },
+        (J::Object(d), J::Object(v)) => {
+            let mut out = serde_json::Map::new();
+            for (k, dk) in d {
+                out.insert(
+                    k.clone(),
+                    match v.get(k) {
+                        Some(x) => canonical_params(x, dk),
+                        None => dk.clone(),
+                    },
+                );
+            }
+            for (k, x) in v {
+                out.entry(k.clone()).or_insert_with(|| x.clone());
+            }
+            J::Object(out)
+        }
+        _ => value.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn param_types_follow_defaults() {
+        let d = json!({"beta": 0.01, "iters": 10, "name": "x", "sizes": [1], "opt": {"lr": 0.1}});
+        assert!(check_param("p", &json!({"beta": 1, "iters": 3}), &d).is_ok());
+        let e = check_param("p", &json!({"iters": 0.5}), &d).unwrap_err();
+        assert!(e.contains("'p.iters' must be an integer"), "{e}");
+        let e = check_param("p", &json!({"name": 3}), &d).unwrap_err();
+        assert!(e.contains("'p.name' must be a string"), "{e}");
+        let e = check_param("p", &json!({"sizes": ["a"]}), &d).unwrap_err();
+        assert!(e.contains("p.sizes[0]"), "{e}");
+        let e = check_param("p", &json!({"opt": {"lrr": 1.0}}), &d).unwrap_err();
+        assert!(e.contains("unknown param 'p.opt.lrr'"), "{e}");
+    }
+
+    #[test]
+    fn canonical_params_fill_defaults_and_floats() {
+        let d = json!({"beta": 0.01, "iters": 10, "opt": {"lr": 0.1, "m": 0.9}});
+        let c = canonical_params(&json!({"beta": 1, "opt": {"lr": 2}}), &d);
+        assert_eq!(
+            c,
+            json!({"beta": 1.0, "iters": 10, "opt": {"lr": 2.0, "m": 0.9}})
+        );
+        assert_eq!(serde_json::to_string(&c["beta"]).unwrap(), "1.0");
+    }
+
+    #[test]
+    fn edit_distance_works() {
+        assert_eq!(edit_distance("fda-translate", "fda-translate-cache"), 6);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}

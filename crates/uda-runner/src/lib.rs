@@ -1,0 +1,38 @@
+//! The `uda-pipe` runner: a DAG of stage binaries over a content-addressed cache.
+//!
+//! Flow of `uda-pipe run pipeline.yaml`:
+//! 1. [`pipeline`] reads the file into a located YAML tree ([`yaml`]), applies `--set`, resolves
+//!    `${...}` ([`interp`]) and checks the shape;
+//! 2. [`graph`] expands sweeps into nodes and validates params and inputs against each stage
+//!    binary's `--describe` ([`describe`]), reporting every problem with file:line:column;
+//! 3. [`plan`] hashes external inputs ([`hashing`], with a stat memo) and computes every node's
+//!    key, then decides what is out of date and why;
+//! 4. [`run`] schedules the out-of-date nodes within the CPU/GPU/memory budget, runs each under
+//!    its key's lock through an [`executor::Executor`] and commits the entry atomically
+//!    ([`cache`]); [`history`] records the run in Parquet; [`ui`] shows live progress.
+//!
+//! The user-facing reference (commands, pipeline.yaml, cache layout, guarantees) is the crate's
+//! README.md.
+
+pub mod cache;
+pub mod commands;
+pub mod describe;
+pub mod error;
+pub mod executor;
+pub mod graph;
+pub mod hashing;
+pub mod history;
+pub mod interp;
+pub mod overrides;
+pub mod pipeline;
+pub mod plan;
+pub mod refs;
+pub mod resources;
+pub mod run;
+pub mod sweep;
+pub mod ui;
+pub mod validate;
+pub mod yaml;
+
+pub use error::{Result, RunnerError};
+pub use run::{Context, RunOptions, load};

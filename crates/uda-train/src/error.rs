@@ -1,0 +1,65 @@
+//! The errors of the training core; each says what was being done and, where it can, what to do.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A configuration value that cannot work (names the key).
+    #[error("bad training configuration: {0}")]
+    Config(String),
+    /// Reading or decoding a sample failed.
+    #[error("data: {context}: {message}")]
+    Data { context: String, message: String },
+    /// The data loader's worker threads are gone (a worker panicked).
+    #[error("data loader stopped unexpectedly ({0})")]
+    LoaderGone(String),
+    /// A loss term became NaN or infinite: training cannot continue from here.
+    #[error(
+        "loss term '{term}' is {value} at iteration {iteration}; training stopped (try a lower learning rate or check the inputs)"
+    )]
+    NonFinite {
+        iteration: u64,
+        term: String,
+        value: f64,
+    },
+    /// A checkpoint could not be written or read back.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+    /// The resume folder holds the state of a differently configured run.
+    #[error(
+        "resume folder {dir} holds a checkpoint of a different run (its fingerprint {found} is not this run's {expected}); remove the folder or point the resume folder elsewhere"
+    )]
+    ResumeMismatch {
+        dir: PathBuf,
+        expected: String,
+        found: String,
+    },
+    /// libtorch reported an error.
+    #[error("libtorch: {context}: {message}")]
+    Torch { context: String, message: String },
+    /// Writing or reading the training log.
+    #[error("training log {path}: {message}")]
+    Log { path: PathBuf, message: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl TrainError {
+    pub(crate) fn torch(context: impl Into<String>, err: impl std::fmt::Display) -> Self {
+        Self::Torch {
+            context: context.into(),
+            message: err.to_string(),
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

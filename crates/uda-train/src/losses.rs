@@ -1,0 +1,97 @@
+//! The loss terms of the paper's first model (§4.1), on logits at the network's output stride.
+//!
+//! * Resizing: logits are resized bilinearly with `align_corners = true` to the label (CE) or
+//!   input (entropy) size before the loss, as FDA's reference does (`nn.functional.interpolate(...,
+//!   mode='bilinear', align_corners=True)` inside the model's forward, so both its CE and its entropy
+//!   see full-resolution maps).
+//! * Cross-entropy ignores label 255 and averages over the labelled pixels (PyTorch's
+//!   `F.cross_entropy(..., ignore_index=255)`), except that a batch without a single labelled pixel
+//!   gives 0 instead of PyTorch's NaN (a crop of pure void must not stop training).
+//! * Entropy is FDA's Charbonnier form: per pixel `e = −Σ_c p_c log p_c / ln C`, loss
+//!   `mean((e² + ε²)^η)`. The paper writes ε = 0.001; FDA's code adds 1e-8 (ε = 1e-4). The two
+//!   differ by at most ~1e-6 relative for any entropy above 0.01; we default to the paper's value.
+
+use uda_models::tch::{Kind, Reduction, Tensor};
+
+/// The ignored label value.
+pub const IGNORE_LABEL: i64 = 255;
+/// Default Charbonnier ε (the paper's ρ(x) = (x² + 0.001²)^η).
+pub const DEFAULT_CHARBONNIER_EPS: f64 = 1e-3;
+/// Default Charbonnier exponent η (FDA's `ita` = 2.0).
+pub const DEFAULT_ETA: f64 = 2.0;
+
+/// Resizes `(B, C, h, w)` logits to `(B, C, height, width)` bilinearly with aligned corners
+/// (a no-op when the size already matches).
+pub fn upsample_to(logits: &Tensor, height: i64, width: i64) -> Tensor {
+    let size = logits.size();
+    if size.len() == 4 && size[2] == height && size[3] == width {
+        return logits.shallow_clone();
+    }
+    logits.upsample_bilinear2d([height, width], true, None, None)
+}
+
+/// Mean cross-entropy of `(B, C, h, w)` logits against `(B, H, W)` int64 labels, logits first
+/// resized to the label size; pixels labelled [`IGNORE_LABEL`] do not count.
+pub fn segmentation_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    let size = labels.size();
+    let (h, w) = (size[size.len() - 2], size[size.len() - 1]);
+    let up = upsample_to(logits, h, w);
+    let labels = labels.to_kind(Kind::Int64);
+    let sum = up.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Sum, IGNORE_LABEL, 0.0);
+    let count = labels.ne(IGNORE_LABEL).sum(Kind::Float).clamp_min(1.0);
+    sum / count
+}
+
+/// Per-pixel entropy of the softmax over dim 1, divided by `ln C` so it lies in 0..1; `(B, H, W)`.
+pub fn normalized_entropy(logits: &Tensor) -> Tensor {
+    let classes = logits.size()[1];
+    let logp = logits.log_softmax(1, Kind::Float);
+    let p = logp.exp();
+    -(p * logp).sum_dim_intlist(1, false, Kind::Float) / (classes as f64).ln()
+}
+
+/// FDA's robust (Charbonnier) entropy `mean((e² + ε²)^η)` of the logits resized to
+/// `(height, width)` (the input size, as in FDA).
+pub fn charbonnier_entropy(logits: &Tensor, height: i64, width: i64, eta: f64, eps: f64) -> Tensor {
+    let e = normalized_entropy(&upsample_to(logits, height, width));
+    (e.square() + eps * eps)
+        .pow_tensor_scalar(eta)
+        .mean(Kind::Float)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uda_models::tch::Device;
+
+    #[test]
+    fn uniform_logits_have_entropy_one_and_peaked_near_zero() {
+        let flat = Tensor::zeros([1, 19, 2, 3], (Kind::Float, Device::Cpu));
+        let e = normalized_entropy(&flat);
+        assert!((e.mean(Kind::Float).double_value(&[]) - 1.0).abs() < 1e-6);
+        let peaked = Tensor::zeros([1, 19, 2, 3], (Kind::Float, Device::Cpu));
+        let _ = peaked.narrow(1, 4, 1).fill_(50.0);
+        assert!(normalized_entropy(&peaked).max().double_value(&[]) < 1e-6);
+        let l = charbonnier_entropy(&flat, 2, 3, 2.0, 1e-3).double_value(&[]);
+        assert!((l - (1.0f64 + 1e-6).powi(2)).abs() < 1e-5, "{l}");
+    }
+
+    #[test]
+    fn all_ignored_labels_give_zero_not_nan() {
+        let logits = Tensor::randn([2, 19, 3, 4], (Kind::Float, Device::Cpu));
+        let labels = Tensor::full([2, 6, 8], IGNORE_LABEL, (Kind::Int64, Device::Cpu));
+        let l = segmentation_cross_entropy(&logits, &labels).double_value(&[]);
+        assert_eq!(l, 0.0);
+    }
+
+    #[test]
+    fn perfect_prediction_has_low_cross_entropy() {
+        let labels = Tensor::from_slice(&[0i64, 1, 2, 3]).view([1, 2, 2]);
+        let logits = labels
+            .one_hot(19)
+            .permute([0, 3, 1, 2])
+            .to_kind(Kind::Float)
+            * 30.0;
+        assert!(segmentation_cross_entropy(&logits, &labels).double_value(&[]) < 1e-6);
+    }
+}

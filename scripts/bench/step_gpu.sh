@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The training-step benchmark on a GPU machine: DeepLabV2 (and ENet) at 1024x512, tch against
+# PyTorch on the same GPU in the same run. The GPU machine has no Rust toolchain (see
+# shared/gpu/README.md), so this runs in two halves:
+#
+#   scripts/bench/step_gpu.sh prepare   # here: release-build the Rust step, bundle it in .gpu/step/
+#   scripts/bench/step_gpu.sh run       # there (repository root, .gpu carried): prints the table
+#
+# `run` points the loader at the machine's own torch (python3), prints the card, and runs each
+# backbone with --device cuda in both implementations; ratio = torch/rust (> 1: Rust faster).
+# Options after the mode: --height 512 --width 1024 --iters 20 --warmup 5 --backbones "..."
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+bundle="$root/.gpu/step"
+mode="${1:-}"; shift || true
+height=512 width=1024 iters=20 warmup=5 backbones="deeplabv2-resnet101 enet"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --height) height=$2 ;; --width) width=$2 ;; --iters) iters=$2 ;; --warmup) warmup=$2 ;;
+    --backbones) backbones=$2 ;;
+    *) echo "step_gpu.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift 2
+done
+
+case "$mode" in
+prepare)
+  (cd "$root" && cargo build --release -p uda-models --example step_bench >&2)
+  mkdir -p "$bundle"
+  cp "$root/target/release/examples/step_bench" "$bundle/"
+  cp "$root/scripts/bench/step_torch.py" "$root/crates/uda-models/tests/py/reference_models.py" "$bundle/"
+  du -sh "$bundle"
+  echo "bundle ready: carry .gpu and run 'bash scripts/bench/step_gpu.sh run' on the GPU machine"
+  ;;
+run)
+  [ -x "$bundle/step_bench" ] || { echo "step_gpu.sh: $bundle/step_bench missing: run 'prepare' first and carry .gpu" >&2; exit 1; }
+  torch_lib=$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+  export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  card=$(python3 -c 'import torch; print(torch.cuda.get_device_name(0))')
+  threads=$(nproc)
+  echo "card: $card; torch $(python3 -c 'import torch; print(torch.__version__)'); cpu threads=$threads"
+  # The Rust binary must see CUDA through uda-models' run-time loading of libtorch_cuda.so.
+  "$bundle/step_bench" --backbone enet --device cuda --height 64 --width 64 --iters 1 --warmup 0 --threads "$threads" >/dev/null
+  printf '%-22s %10s %12s %12s %8s\n' backbone size rust_ms torch_ms ratio
+  for b in $backbones; do
+    args=(--backbone "$b" --height "$height" --width "$width" --iters "$iters" --warmup "$warmup" --threads "$threads" --device cuda)
+    r=$("$bundle/step_bench" "${args[@]}" | grep '^RESULT')
+    t=$(python3 "$bundle/step_torch.py" "${args[@]}" | grep '^RESULT')
+    rm_=$(sed -E 's/.*median_ms=([0-9.]+).*/\1/' <<<"$r")
+    tm=$(sed -E 's/.*median_ms=([0-9.]+).*/\1/' <<<"$t")
+    printf '%-22s %10s %12s %12s %8s\n' "$b" "${width}x${height}" "$rm_" "$tm" "$(awk -v a="$tm" -v b="$rm_" 'BEGIN{printf "%.3f", a/b}')"
+  done
+  ;;
+*)
+  echo "usage: scripts/bench/step_gpu.sh prepare|run [--height H --width W --iters N --warmup N --backbones \"...\"]" >&2
+  exit 2
+  ;;
+esac

@@ -1,0 +1,165 @@
+//! `evaluate`: Cityscapes-style IoU of a segmentation model, or of a folder of predictions.
+//!
+//! Two modes, chosen by the inputs given:
+//!
+//! * **model**: `--input model=CKPT --input data=IMAGESET [--input labels=IMAGESET]`. The
+//!   checkpoint folder (`model.json` + `model.safetensors`, see [`model`]) is run on every image
+//!   of `data`; logits are upsampled bilinearly (`align_corners = true`, as ADVENT's and FDA's
+//!   evaluation scripts) to the label size and arg-maxed. Labels are `data`'s `labels.zarr`, or
+//!   those of the `labels` ImageSet when given (e.g. Cityscapes val preprocessed at full
+//!   1024×2048 resolution while the model sees 512×1024 images).
+//! * **external**: `--input pred_dir=DIR --input gt_root=CITYSCAPES_ROOT -p split=val
+//!   -p pred_ids=train|label`, or the same as `--pred-dir DIR --gt-root DIR --split val
+//!   --pred-ids train`. Prediction PNGs are matched to `gtFine` maps by `{city}_{seq}_{frame}`
+//!   as the official scripts do (see `uda_metrics::external`).
+//!
+//! Both write the same outputs: `per_class.parquet`, `summary.parquet`, `per_image.parquet`,
+//! `confusion.parquet` (schemas in `uda_metrics::report`), `metrics.json` (miou, miou16,
+//! miou13, pixel_accuracy as fractions, images) and `panels/` (image | ground truth |
+//! prediction PNGs for the first `panels` images).
+
+mod cli;
+mod external_mode;
+pub mod model;
+mod model_mode;
+
+pub use cli::{main, translate_args};
+pub use model::{Predictor, TchPredictor, Upsample, read_model_meta};
+pub use model_mode::{ModelEvalSet, score_imageset};
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uda_metrics::report::{CONFUSION, PER_CLASS, PER_IMAGE, SUMMARY};
+use uda_metrics::{PredIds, Report};
+use uda_stage::{InputSpec, OutputSpec, Stage, StageContext};
+
+/// Folder of the qualitative panels inside the output.
+pub const PANELS: &str = "panels";
+
+/// Params of `evaluate`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvaluateParams {
+    /// Model mode: `cpu`, `cuda`, `cuda:N` or `auto` (the first GPU if CUDA works, else CPU).
+    pub device: String,
+    /// Model mode: images per forward pass.
+    pub batch_size: usize,
+    /// Model mode: what is upsampled to label size before the arg-max: `logits` (ADVENT's
+    /// single-model evaluation) or `softmax` probabilities (FDA's ensemble script). The two can
+    /// differ on a few boundary pixels.
+    pub upsample: Upsample,
+    /// External mode: the Cityscapes split under `gt_root/gtFine/`.
+    pub split: String,
+    /// External mode: prediction PNGs hold `train` ids (0..=18) or Cityscapes `label` ids.
+    pub pred_ids: PredIds,
+    /// Qualitative panels written for the first N images.
+    pub panels: usize,
+    /// Width of each panel tile in pixels (label maps are shrunk to fit; never enlarged).
+    pub panel_width: usize,
+}
+
+impl Default for EvaluateParams {
+    fn default() -> Self {
+        Self {
+            device: "auto".into(),
+            batch_size: 1,
+            upsample: Upsample::Logits,
+            split: "val".into(),
+            pred_ids: PredIds::Train,
+            panels: 4,
+            panel_width: 512,
+        }
+    }
+}
+
+/// The stage.
+#[derive(Debug)]
+pub struct Evaluate;
+
+impl Stage for Evaluate {
+    const KIND: &'static str = "evaluate";
+    const DOC: &'static str = "Score a checkpoint on a labelled ImageSet (inputs model, data[, labels]) or prediction PNGs against \
+        Cityscapes ground truth (inputs pred_dir, gt_root; also as --pred-dir DIR --gt-root DIR --split S --pred-ids train|label): \
+        per-class IoU, mIoU, Parquet reports, panels";
+    type Params = EvaluateParams;
+
+    fn inputs() -> Vec<InputSpec> {
+        vec![
+            InputSpec { name: "model", doc: "model mode: checkpoint folder (model.json + model.safetensors)", required: false },
+            InputSpec { name: "data", doc: "model mode: ImageSet to predict on (its labels are the ground truth unless `labels` is given)", required: false },
+            InputSpec { name: "labels", doc: "model mode, optional: ImageSet whose labels.zarr is the ground truth (same images, e.g. at full resolution)", required: false },
+            InputSpec { name: "pred_dir", doc: "external mode: folder of prediction PNGs named {city}_{seq}_{frame}*.png", required: false },
+            InputSpec { name: "gt_root", doc: "external mode: Cityscapes root with gtFine/<split>/<city>/*_gtFine_labelIds.png", required: false },
+        ]
+    }
+
+    fn outputs() -> Vec<OutputSpec> {
+        vec![
+            OutputSpec { name: PER_CLASS, doc: "class_id, class_name, iou (null if undefined), tp, fp, fn" },
+            OutputSpec { name: SUMMARY, doc: "miou, miou16, miou13, pixel_accuracy, images, pixel counts, stage, mode, predictions, ground_truth, model_meta, params" },
+            OutputSpec { name: PER_IMAGE, doc: "index, name, miou, pixel_accuracy, valid_pixels" },
+            OutputSpec { name: CONFUSION, doc: "gt, pred (255 = outside the 19 classes), count" },
+            OutputSpec { name: PANELS, doc: "PNG panels: image | ground truth | prediction" },
+        ]
+    }
+
+    fn run(ctx: &StageContext, params: &EvaluateParams) -> anyhow::Result<()> {
+        anyhow::ensure!(params.batch_size > 0, "param batch_size must be at least 1");
+        let model_inputs = ["model", "data", "labels"].into_iter().filter(|n| ctx.optional_input(n).is_some()).collect::<Vec<_>>();
+        let external_inputs = ["pred_dir", "gt_root"].into_iter().filter(|n| ctx.optional_input(n).is_some()).collect::<Vec<_>>();
+        let report = match (model_inputs.is_empty(), external_inputs.is_empty()) {
+            (false, true) => model_mode::run(ctx, params)?,
+            (true, false) => external_mode::run(ctx, params)?,
+            (false, false) => anyhow::bail!(
+                "inputs {} (model mode) and {} (external mode) were both given; evaluate either a checkpoint \
+                 (model + data) or a prediction folder (pred_dir + gt_root)",
+                model_inputs.join(", "),
+                external_inputs.join(", ")
+            ),
+            (true, true) => anyhow::bail!(
+                "nothing to evaluate: give --input model=CKPT --input data=IMAGESET (model mode), or \
+                 --pred-dir DIR --gt-root CITYSCAPES_ROOT (external mode)"
+            ),
+        };
+        report.write(ctx.out_dir())?;
+        ctx.write_metrics(&metrics(&report))?;
+        eprint!("{}", summary_text(&report));
+        Ok(())
+    }
+}
+
+fn params_json(params: &EvaluateParams) -> String {
+    serde_json::to_string(params).unwrap_or_default()
+}
+
+/// The headline numbers for `metrics.json` (fractions, not percent).
+pub fn metrics(report: &Report) -> BTreeMap<String, serde_json::Value> {
+    let s = report.total.scores();
+    let mut m = BTreeMap::new();
+    m.insert("miou".to_string(), serde_json::json!(s.miou));
+    m.insert("miou16".to_string(), serde_json::json!(s.miou16));
+    m.insert("miou13".to_string(), serde_json::json!(s.miou13));
+    m.insert("pixel_accuracy".to_string(), serde_json::json!(s.pixel_accuracy));
+    m.insert("images".to_string(), serde_json::json!(report.images.len()));
+    m.insert("mode".to_string(), serde_json::json!(report.provenance.mode));
+    m
+}
+
+/// A per-class table for the person at the terminal, as the official script prints it.
+pub fn summary_text(report: &Report) -> String {
+    let s = report.total.scores();
+    let pct = |v: Option<f64>| v.map_or_else(|| "  n/a".to_string(), |v| format!("{:5.2}", 100.0 * v));
+    let mut t = String::from("class            IoU %\n");
+    for c in &s.classes {
+        t += &format!("{:<15} {}\n", c.name, pct(c.iou));
+    }
+    t += &format!(
+        "mIoU {} | mIoU16 {} | mIoU13 {} | pixel acc {} | {} images\n",
+        pct(s.miou),
+        pct(s.miou16),
+        pct(s.miou13),
+        pct(s.pixel_accuracy),
+        report.images.len()
+    );
+    t
+}

@@ -1,0 +1,305 @@
+//! End to end: the stage binary on small ImageSets, its outputs read back, and its errors.
+
+use arrow::array::{Float64Array, StringArray, UInt64Array};
+use fda_translate_cache::PAIRS;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use uda_data::imageset::{IMAGES, ImageSet, LABELS};
+use uda_data::table::{column, read_parquet};
+use uda_data::zarr::{ArrayLayout, ImageArrayWriter};
+use uda_fda::{Fda, Pairing, Window};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fda-translate-cache");
+
+/// An ImageSet of `n` smooth random-ish images (labels optional), 2 images per shard.
+fn make_set(dir: &Path, n: usize, h: usize, w: usize, seed: u64, labels: bool) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let layout = ArrayLayout {
+        len: n,
+        height: h,
+        width: w,
+        channels: 3,
+        images_per_shard: 2,
+    };
+    let images = ImageArrayWriter::create(&dir.join(IMAGES), layout).unwrap();
+    let label_writer = labels.then(|| {
+        ImageArrayWriter::create(
+            &dir.join(LABELS),
+            ArrayLayout {
+                channels: 1,
+                ..layout
+            },
+        )
+        .unwrap()
+    });
+    let mut s = seed | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    for shard in 0..images.shard_count() {
+        let range = images.shard_range(shard);
+        let mut img = Vec::new();
+        let mut lab = Vec::new();
+        for i in range {
+            let tint = [next() % 120, next() % 120, next() % 120];
+            for y in 0..h {
+                for x in 0..w {
+                    for t in tint {
+                        img.push((t + (y * 3 + x) as u64 % 100 + next() % 30) as u8);
+                    }
+                    lab.push(((x + i) % 19) as u8);
+                }
+            }
+        }
+        images.write_shard(shard, &img).unwrap();
+        if let Some(l) = &label_writer {
+            l.write_shard(shard, &lab).unwrap();
+        }
+    }
+    dir.to_path_buf()
+}
+
+fn run(out: &Path, source: &Path, target: &Path, params: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--out").arg(out);
+    cmd.arg("--input")
+        .arg(format!("source={}", source.display()));
+    cmd.arg("--input")
+        .arg(format!("target={}", target.display()));
+    for p in params {
+        cmd.arg("--param").arg(p);
+    }
+    cmd.env("UDA_PROGRESS", "jsonl");
+    cmd.output().unwrap()
+}
+
+fn expect_ok(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "stage failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn expect_err(output: &std::process::Output, needles: &[&str]) {
+    assert!(!output.status.success(), "stage should have failed");
+    let err = String::from_utf8_lossy(&output.stderr);
+    for n in needles {
+        assert!(err.contains(n), "error should mention {n:?}: {err}");
+    }
+}
+
+/// Every translated image equals the library's translation of the recorded pair.
+fn check_direction(
+    out: &Path,
+    content: &ImageSet,
+    style: &ImageSet,
+    partners: &[usize],
+    beta: f64,
+    window: Window,
+) {
+    let set = ImageSet::open(out).unwrap();
+    assert_eq!(
+        set.images().layout(),
+        content.images().layout(),
+        "same shape and chunking as the input"
+    );
+    let fda = Fda::<f64>::new(content.height(), content.width(), 3, beta, window).unwrap();
+    let mut changed = 0;
+    for (i, &j) in partners.iter().enumerate() {
+        let src = content.images().read(i).unwrap();
+        let style_amp = fda.amplitude(&style.images().read(j).unwrap()).unwrap();
+        let mut want = vec![0u8; src.len()];
+        fda.translate(&src, &style_amp, &mut want).unwrap();
+        let got = set.images().read(i).unwrap();
+        assert_eq!(got, want, "{}: image {i}", out.display());
+        changed += usize::from(got != src);
+    }
+    assert!(changed > 0, "no image changed in {}", out.display());
+    match content.labels() {
+        Some(l) => {
+            let copied = set.labels().expect("labels carried over");
+            for i in 0..l.len() {
+                assert_eq!(copied.read(i).unwrap(), l.read(i).unwrap());
+            }
+        }
+        None => assert!(set.labels().is_none()),
+    }
+}
+
+#[test]
+fn single_beta_writes_both_directions_pairs_and_previews() {
+    let d = tempfile::tempdir().unwrap();
+    let (h, w) = (24, 40);
+    let source = make_set(&d.path().join("gta"), 5, h, w, 11, true);
+    let target = make_set(&d.path().join("cs"), 3, h, w, 12, false);
+    let out = d.path().join("out");
+    expect_ok(&run(
+        &out,
+        &source,
+        &target,
+        &["beta=0.1", "seed=7", "previews=2"],
+    ));
+
+    let (src_set, trg_set) = (
+        ImageSet::open(&source).unwrap(),
+        ImageSet::open(&target).unwrap(),
+    );
+    let pairing = Pairing::new(5, 3, 7).unwrap();
+    check_direction(
+        &out.join("s2t"),
+        &src_set,
+        &trg_set,
+        &pairing.source_to_target,
+        0.1,
+        Window::Square,
+    );
+    check_direction(
+        &out.join("t2s"),
+        &trg_set,
+        &src_set,
+        &pairing.target_to_source,
+        0.1,
+        Window::Square,
+    );
+
+    let path = out.join(PAIRS);
+    let table = read_parquet(&path).unwrap();
+    assert_eq!(table.num_rows(), 8);
+    let dir = column::<StringArray>(&path, &table, "direction").unwrap();
+    let idx = column::<UInt64Array>(&path, &table, "index").unwrap();
+    let partner = column::<UInt64Array>(&path, &table, "partner_index").unwrap();
+    let beta = column::<Float64Array>(&path, &table, "beta").unwrap();
+    for r in 0..8 {
+        let (want_dir, i, want) = if r < 5 {
+            ("s2t", r, pairing.source_to_target[r])
+        } else {
+            ("t2s", r - 5, pairing.target_to_source[r - 5])
+        };
+        assert_eq!(
+            (
+                dir.value(r),
+                idx.value(r) as usize,
+                partner.value(r) as usize
+            ),
+            (want_dir, i, want)
+        );
+        assert_eq!(beta.value(r), 0.1);
+    }
+
+    let mut previews: Vec<String> = std::fs::read_dir(out.join("previews"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    previews.sort();
+    assert_eq!(
+        previews,
+        [
+            "s2t-00000.png",
+            "s2t-00002.png",
+            "t2s-00000.png",
+            "t2s-00001.png"
+        ]
+    );
+    let panel = image::open(out.join("previews/s2t-00000.png")).unwrap();
+    assert_eq!(
+        (panel.width(), panel.height()),
+        (3 * w as u32 + 4, h as u32)
+    );
+
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["beta"], 0.1);
+    assert_eq!(metrics["window_rows"], 5); // b = floor(24·0.1) = 2
+    assert!(metrics["s2t_images_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn beta_list_gives_one_folder_per_beta() {
+    let d = tempfile::tempdir().unwrap();
+    let (h, w) = (17, 30); // odd height
+    let source = make_set(&d.path().join("gta"), 3, h, w, 21, true);
+    let target = make_set(&d.path().join("cs"), 4, h, w, 22, true);
+    let out = d.path().join("out");
+    expect_ok(&run(
+        &out,
+        &source,
+        &target,
+        &["beta=[0.1, 0.2]", "window=rect", "previews=1"],
+    ));
+    let (src_set, trg_set) = (
+        ImageSet::open(&source).unwrap(),
+        ImageSet::open(&target).unwrap(),
+    );
+    let pairing = Pairing::new(3, 4, 0).unwrap();
+    for beta in [0.1, 0.2] {
+        let dir = out.join(format!("beta-{beta}"));
+        check_direction(
+            &dir.join("s2t"),
+            &src_set,
+            &trg_set,
+            &pairing.source_to_target,
+            beta,
+            Window::Rect,
+        );
+        check_direction(
+            &dir.join("t2s"),
+            &trg_set,
+            &src_set,
+            &pairing.target_to_source,
+            beta,
+            Window::Rect,
+        );
+        assert!(dir.join(PAIRS).exists() && dir.join("previews/s2t-00000.png").exists());
+    }
+    assert!(!out.join("s2t").exists());
+    // The two β differ.
+    let a = ImageSet::open(&out.join("beta-0.1/s2t"))
+        .unwrap()
+        .images()
+        .read(0)
+        .unwrap();
+    let b = ImageSet::open(&out.join("beta-0.2/s2t"))
+        .unwrap()
+        .images()
+        .read(0)
+        .unwrap();
+    assert_ne!(a, b);
+}
+
+#[test]
+fn bad_params_and_inputs_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    let source = make_set(&d.path().join("gta"), 2, 24, 40, 1, true);
+    let target = make_set(&d.path().join("cs"), 2, 24, 40, 2, false);
+    let other = make_set(&d.path().join("small"), 2, 20, 40, 3, false);
+    let out = d.path().join("out");
+    expect_err(
+        &run(&out, &source, &target, &["beta=1.5"]),
+        &["param beta", "1.5", "(0, 1)"],
+    );
+    expect_err(
+        &run(&out, &source, &target, &["beta=[0.01, 0.0]"]),
+        &["param beta", "= 0"],
+    );
+    expect_err(
+        &run(&out, &source, &target, &["beta=0.6"]),
+        &["beta = 0.6", "window", "24×40"],
+    );
+    expect_err(
+        &run(&out, &source, &target, &["window=circle"]),
+        &["circle"],
+    );
+    expect_err(
+        &run(&out, &source, &other, &["beta=0.01"]),
+        &["source", "target", "40×24", "40×20", "images.zarr"],
+    );
+    expect_err(
+        &run(&out, &source, d.path(), &["beta=0.01"]),
+        &["input 'target'", "not an ImageSet"],
+    );
+    assert!(!out.exists(), "a failed stage leaves no output folder");
+}

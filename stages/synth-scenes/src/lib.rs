@@ -1,0 +1,65 @@
+//! The `synth-scenes` stage: writes the procedural benchmark of `uda-synth` (GTA5-layout source,
+//! Cityscapes-layout target, previews, class statistics) into its output folder. It has no
+//! inputs; everything follows from the params, so the runner's cache key is the params.
+
+use std::time::Instant;
+use uda_stage::{InputSpec, OutputSpec, Stage, StageContext};
+use uda_synth::{Split, SynthParams};
+
+/// The stage (see the crate docs).
+#[derive(Debug)]
+pub struct SynthScenes;
+
+impl Stage for SynthScenes {
+    const KIND: &'static str = "synth-scenes";
+    const DOC: &'static str = "Generate synthetic street scenes: a 'game' source in the GTA5 layout and a 'camera' target in the Cityscapes layout";
+    type Params = SynthParams;
+
+    fn inputs() -> Vec<InputSpec> {
+        Vec::new()
+    }
+
+    fn outputs() -> Vec<OutputSpec> {
+        vec![
+            OutputSpec {
+                name: "gta5",
+                doc: "source: images/NNNNN.png (RGB) and labels/NNNNN.png (Cityscapes label ids)",
+            },
+            OutputSpec {
+                name: "cityscapes",
+                doc: "target: leftImg8bit/{train,val}/CITY/*_leftImg8bit.png and gtFine/{train,val}/CITY/*_gtFine_labelIds.png",
+            },
+            OutputSpec {
+                name: uda_synth::PREVIEWS,
+                doc: "PNG panels: image | colourised labels per split; shift_*: one scene in both looks",
+            },
+            OutputSpec {
+                name: uda_synth::CLASS_STATS,
+                doc: "class_id, class_name, domain, pixel_fraction, image_fraction",
+            },
+            OutputSpec {
+                name: uda_stage::METRICS_FILE,
+                doc: "counts, per-class fractions, mean colour and contrast per split",
+            },
+        ]
+    }
+
+    fn run(ctx: &StageContext, params: &SynthParams) -> anyhow::Result<()> {
+        params.validate()?;
+        let start = Instant::now();
+        let total: usize = Split::ALL.iter().map(|s| s.count(params)).sum();
+        let progress = ctx.progress("scenes", total as u64);
+        let summary = uda_synth::write_benchmark(ctx.out_dir(), params, &|| progress.inc(1))?;
+        progress.finish();
+        let mut metrics = uda_synth::metrics(&summary.stats);
+        metrics.insert("height".into(), serde_json::json!(params.height));
+        metrics.insert("width".into(), serde_json::json!(params.width));
+        metrics.insert("seed".into(), serde_json::json!(params.seed));
+        metrics.insert("previews".into(), serde_json::json!(summary.previews));
+        metrics.insert(
+            "seconds".into(),
+            serde_json::json!((start.elapsed().as_secs_f64() * 10.0).round() / 10.0),
+        );
+        ctx.write_metrics(&metrics)
+    }
+}
