@@ -57,9 +57,9 @@ def main():
         best = float("inf")
         for _ in range(REPEATS):
             start = time.perf_counter()
-            h = fast_hist(label.flatten(), pred.flatten(), 19)
+            counts = fast_hist(label.flatten(), pred.flatten(), 19)
             best = min(best, time.perf_counter() - start)
-        hist += h
+        hist += counts
         timed += best
         if (m + 1) % 50 == 0:
             print(f"  numpy: {m + 1}/{maps} maps", file=sys.stderr, flush=True)

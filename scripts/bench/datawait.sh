@@ -14,14 +14,21 @@ workers="${5:-4}"
 py="$root/.venv/bin/python"
 bash "$root/scripts/setup.sh"
 cargo build --quiet --release -p preprocess-resize -p pretrain --manifest-path "$root/Cargo.toml"
-cargo build --quiet --release -p uda-train --example train_log_summary --manifest-path "$root/Cargo.toml"
+cargo build --quiet --release -p uda-train --example train_log_summary --example loader_throughput --manifest-path "$root/Cargo.toml"
 bin="$root/target/release"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 "$py" "$root/scripts/bench/make_gta5_like.py" "$work/gta5" "$n"
 export UDA_PROGRESS=off
 "$bin/preprocess-resize" --out "$work/source" --input root="$work/gta5" -p 'size=[720, 1280]' -p previews=0
 "$bin/preprocess-resize" --out "$work/target" --input root="$work/gta5" -p 'size=[512, 1024]' -p labels=none -p previews=0
-echo "machine: $(nproc) cores; backbone $backbone, device $device, $iterations iterations, $workers loader workers per domain"
+echo "machine: $(nproc) cores"
+# The loader alone: its batches/s is the ceiling before training waits (one source and one target
+# batch per iteration).
+for w in 1 "$workers"; do
+  "$bin/examples/loader_throughput" "$work/source" 1024 512 "$w" 200
+done
+"$bin/examples/loader_throughput" "$work/target" 1024 512 "$workers" 200
+echo "pretrain: backbone $backbone, device $device, $iterations iterations, $workers loader workers per domain"
 UDA_RESUME_DIR="$work/resume" "$bin/pretrain" --out "$work/run" \
   --input source="$work/source" --input target="$work/target" \
   -p backbone="$backbone" -p iterations="$iterations" -p device="$device" -p workers="$workers" \

@@ -1,6 +1,8 @@
 """Reference timings for scripts/bench/fda.sh: the FDA numpy function and a torch.fft version.
 
-Prints `RESULT <name> <images/s>` lines for 3-channel H x W float images of 0..255 values.
+Prints `RESULT <name> <threads> <images/s by wall clock> <images per CPU-second>` lines for
+3-channel H x W float images of 0..255 values (per CPU-second: not counting time other processes
+take from the cores; for the numpy worker pool it counts only the parent, so it is left at 0).
 * numpy_fn: the official FDA_source_to_target_np (both FFTs every call), single-threaded per
   process (numpy's pocketfft has no threads); with --threads N > 1 it runs N worker processes,
   so the core count matches the Rust run.
@@ -28,13 +30,19 @@ def images(n, h, w, seed):
 
 
 def throughput(seconds, per_batch, batch):
+    """(images/s by wall clock, images per CPU-second of this process and its threads)."""
     batch()
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     done = 0
     while time.perf_counter() - start < seconds or done == 0:
         batch()
         done += per_batch
-    return done / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    return done / wall, done / max(cpu, 1e-3)
+
+
+def report(name, threads, rates):
+    print(f"RESULT {name} {threads} {rates[0]:.3f} {rates[1]:.3f}", flush=True)
 
 
 def numpy_reuse(src, amp_trg, beta):
@@ -93,13 +101,13 @@ def main():
     else:
         with Pool(a.threads, initializer=_init_worker, initargs=(a.height, a.width, a.beta, a.images)) as pool:
             n = a.threads * 2
-            rate = throughput(a.seconds, n, lambda: pool.map(_numpy_one, range(n), chunksize=1))
-    print(f"RESULT numpy_fn {rate:.3f}", flush=True)
+            rate = (throughput(a.seconds, n, lambda: pool.map(_numpy_one, range(n), chunksize=1))[0], 0.0)
+    report("numpy_fn", a.threads, rate)
 
     amps = [np.abs(np.fft.fft2(t, axes=(-2, -1))) for t in trg]
     if a.threads == 1:
         rate = throughput(a.seconds, len(src), lambda: [numpy_reuse(s, amps[i % len(amps)], a.beta) for i, s in enumerate(src)])
-        print(f"RESULT numpy_reuse {rate:.3f}", flush=True)
+        report("numpy_reuse", a.threads, rate)
 
     if a.skip_torch:
         return
@@ -112,7 +120,7 @@ def main():
         tt = [torch.from_numpy(t).to(dtype) for t in trg]
         with torch.no_grad():
             rate = throughput(a.seconds, len(ts), lambda: [torch_fda(torch, s, tt[i % len(tt)], a.beta) for i, s in enumerate(ts)])
-        print(f"RESULT {name} {rate:.3f}", flush=True)
+        report(name, a.threads, rate)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,12 @@ pub struct Class {
 }
 
 const fn c(train_id: u8, name: &'static str, label_id: u8, color: [u8; 3]) -> Class {
-    Class { train_id, name, label_id, color }
+    Class {
+        train_id,
+        name,
+        label_id,
+        color,
+    }
 }
 
 /// The 19 classes in train-id order (from the official `cityscapesscripts` label table).
@@ -75,7 +80,9 @@ pub fn label_ids_to_train_ids(pixels: &mut [u8]) {
 
 /// Colour of a train id for previews; ignore (and anything unknown) is black.
 pub fn train_id_color(train_id: u8) -> [u8; 3] {
-    CLASSES.get(train_id as usize).map_or([0, 0, 0], |c| c.color)
+    CLASSES
+        .get(train_id as usize)
+        .map_or([0, 0, 0], |c| c.color)
 }
 
 /// Colourises a train-id map into interleaved RGB.
@@ -107,7 +114,9 @@ mod tests {
         }
         // Official non-evaluated ids: unlabeled 0, ego vehicle 1, ..., parking 9, rail track 10,
         // guard rail 14, bridge 15, tunnel 16, polegroup 18, caravan 29, trailer 30, license plate -1.
-        for id in [0u8, 1, 2, 3, 4, 5, 6, 9, 10, 14, 15, 16, 18, 29, 30, 34, 255] {
+        for id in [
+            0u8, 1, 2, 3, 4, 5, 6, 9, 10, 14, 15, 16, 18, 29, 30, 34, 255,
+        ] {
             assert_eq!(LABEL_TO_TRAIN[id as usize], IGNORE, "id {id}");
         }
         let mut px = vec![7, 26, 0, 33];

@@ -15,18 +15,31 @@ pub enum DataError {
     #[error("{path}: {message}")]
     BadInput { path: PathBuf, message: String },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl DataError {
     pub(crate) fn zarr(path: &std::path::Path, e: impl std::fmt::Display) -> Self {
-        Self::Zarr { path: path.to_path_buf(), message: e.to_string() }
+        Self::Zarr {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
     }
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.to_path_buf(), source }
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
     pub(crate) fn bad(path: &std::path::Path, message: impl Into<String>) -> Self {
-        Self::BadInput { path: path.to_path_buf(), message: message.into() }
+        Self::BadInput {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
     }
 }
 

@@ -28,15 +28,24 @@ impl ImageSet {
         if !images_path.exists() {
             return Err(DataError::bad(
                 dir,
-                format!("not an ImageSet folder: no {IMAGES} (expected the output of preprocess-resize or fda-translate-cache)"),
+                format!(
+                    "not an ImageSet folder: no {IMAGES} (expected the output of preprocess-resize or fda-translate-cache)"
+                ),
             ));
         }
         let images = ImageArray::open(&images_path)?;
         if images.channels() != 3 {
-            return Err(DataError::bad(&images_path, format!("expected RGB images, found {} channels", images.channels())));
+            return Err(DataError::bad(
+                &images_path,
+                format!("expected RGB images, found {} channels", images.channels()),
+            ));
         }
         let labels_path = dir.join(LABELS);
-        let labels = if labels_path.exists() { Some(ImageArray::open(&labels_path)?) } else { None };
+        let labels = if labels_path.exists() {
+            Some(ImageArray::open(&labels_path)?)
+        } else {
+            None
+        };
         if let Some(l) = &labels {
             let (li, ll) = (images.layout(), l.layout());
             if (li.len, li.height, li.width) != (ll.len, ll.height, ll.width) || ll.channels != 1 {
@@ -49,7 +58,11 @@ impl ImageSet {
                 ));
             }
         }
-        Ok(Self { dir: dir.to_path_buf(), images, labels })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            images,
+            labels,
+        })
     }
 
     pub fn dir(&self) -> &Path {

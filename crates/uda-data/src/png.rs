@@ -17,20 +17,31 @@ pub struct Decoded {
 }
 
 fn read_err(path: &Path, e: impl std::fmt::Display) -> DataError {
-    DataError::ImageRead { path: path.to_path_buf(), message: e.to_string() }
+    DataError::ImageRead {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| read_err(path, e))
 }
 
-fn decode(path: &Path, bytes: &[u8], transformations: png::Transformations) -> Result<(png::OutputInfo, Vec<u8>)> {
+fn decode(
+    path: &Path,
+    bytes: &[u8],
+    transformations: png::Transformations,
+) -> Result<(png::OutputInfo, Vec<u8>)> {
     let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     decoder.set_transformations(transformations);
     let mut reader = decoder.read_info().map_err(|e| read_err(path, e))?;
-    let size = reader.output_buffer_size().ok_or_else(|| read_err(path, "image too large"))?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| read_err(path, "image too large"))?;
     let mut buf = vec![0u8; size];
-    let info = reader.next_frame(&mut buf).map_err(|e| read_err(path, format!("{e} (truncated or corrupt PNG?)")))?;
+    let info = reader
+        .next_frame(&mut buf)
+        .map_err(|e| read_err(path, format!("{e} (truncated or corrupt PNG?)")))?;
     buf.truncate(info.buffer_size());
     Ok((info, buf))
 }
@@ -42,16 +53,31 @@ pub fn read_rgb(path: &Path) -> Result<Decoded> {
 
 /// Decodes PNG bytes (read from `path`, named in errors) as 8-bit RGB.
 pub fn decode_rgb(path: &Path, bytes: &[u8]) -> Result<Decoded> {
-    let (info, buf) = decode(path, bytes, png::Transformations::EXPAND | png::Transformations::STRIP_16)?;
+    let (info, buf) = decode(
+        path,
+        bytes,
+        png::Transformations::EXPAND | png::Transformations::STRIP_16,
+    )?;
     let (width, height) = (info.width as usize, info.height as usize);
     let pixels = match info.color_type {
         png::ColorType::Rgb => buf,
-        png::ColorType::Rgba => buf.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        png::ColorType::Rgba => buf
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
         png::ColorType::Grayscale => buf.iter().flat_map(|&g| [g, g, g]).collect(),
-        png::ColorType::GrayscaleAlpha => buf.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0]]).collect(),
+        png::ColorType::GrayscaleAlpha => buf
+            .chunks_exact(2)
+            .flat_map(|p| [p[0], p[0], p[0]])
+            .collect(),
         png::ColorType::Indexed => return Err(read_err(path, "palette was not expanded")),
     };
-    Ok(Decoded { width, height, channels: 3, pixels })
+    Ok(Decoded {
+        width,
+        height,
+        channels: 3,
+        pixels,
+    })
 }
 
 /// Reads a single-channel 8-bit label map as raw values (grey or palette indices).
@@ -64,7 +90,10 @@ pub fn read_label(path: &Path) -> Result<Decoded> {
 pub fn decode_label(path: &Path, bytes: &[u8]) -> Result<Decoded> {
     let (info, buf) = decode(path, bytes, png::Transformations::IDENTITY)?;
     let bad = |what: String| {
-        DataError::bad(path, format!("label map must be a single-channel 8-bit PNG of label ids, found {what}"))
+        DataError::bad(
+            path,
+            format!("label map must be a single-channel 8-bit PNG of label ids, found {what}"),
+        )
     };
     match (info.color_type, info.bit_depth) {
         (png::ColorType::Grayscale | png::ColorType::Indexed, png::BitDepth::Eight) => {}
@@ -78,17 +107,34 @@ pub fn decode_label(path: &Path, bytes: &[u8]) -> Result<Decoded> {
             return Err(bad(format!("{channels} at {bd:?} bits")));
         }
     }
-    Ok(Decoded { width: info.width as usize, height: info.height as usize, channels: 1, pixels: buf })
+    Ok(Decoded {
+        width: info.width as usize,
+        height: info.height as usize,
+        channels: 1,
+        pixels: buf,
+    })
 }
 
-fn write(path: &Path, width: usize, height: usize, color: png::ColorType, data: &[u8]) -> Result<()> {
-    let werr = |e: &dyn std::fmt::Display| DataError::ImageWrite { path: path.to_path_buf(), message: e.to_string() };
+fn write(
+    path: &Path,
+    width: usize,
+    height: usize,
+    color: png::ColorType,
+    data: &[u8],
+) -> Result<()> {
+    let werr = |e: &dyn std::fmt::Display| DataError::ImageWrite {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let channels = match color {
         png::ColorType::Rgb => 3,
         _ => 1,
     };
     if data.len() != width * height * channels {
-        return Err(werr(&format!("{} bytes for a {width}x{height}x{channels} image", data.len())));
+        return Err(werr(&format!(
+            "{} bytes for a {width}x{height}x{channels} image",
+            data.len()
+        )));
     }
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
@@ -156,7 +202,10 @@ mod tests {
         let l = read_label(&d.path().join("l.png")).unwrap();
         assert_eq!((l.width, l.height, l.pixels), (4, 3, lab.clone()));
         // A grey PNG read as RGB is replicated.
-        assert_eq!(read_rgb(&d.path().join("l.png")).unwrap().pixels, gray_to_rgb(&lab));
+        assert_eq!(
+            read_rgb(&d.path().join("l.png")).unwrap().pixels,
+            gray_to_rgb(&lab)
+        );
     }
 
     #[test]
@@ -187,7 +236,9 @@ mod tests {
         std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
         let e = read_rgb(&cut).unwrap_err().to_string();
         assert!(e.contains("cut.png"), "{e}");
-        let e = read_rgb(&d.path().join("missing.png")).unwrap_err().to_string();
+        let e = read_rgb(&d.path().join("missing.png"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing.png"), "{e}");
     }
 

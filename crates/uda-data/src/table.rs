@@ -11,7 +11,10 @@ use parquet::file::properties::WriterProperties;
 use std::path::Path;
 
 fn perr(path: &Path, e: impl std::fmt::Display) -> DataError {
-    DataError::Parquet { path: path.to_path_buf(), message: e.to_string() }
+    DataError::Parquet {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 /// Writes one record batch as a Parquet file (written to a temporary name, then renamed, so a
@@ -22,7 +25,8 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| perr(path, e))?;
+    let mut writer =
+        ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| perr(path, e))?;
     writer.write(batch).map_err(|e| perr(path, e))?;
     writer.close().map_err(|e| perr(path, e))?;
     std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
@@ -34,7 +38,9 @@ pub fn read_parquet(path: &Path) -> Result<RecordBatch> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| perr(path, e))?;
     let schema = builder.schema().clone();
     let reader = builder.build().map_err(|e| perr(path, e))?;
-    let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| perr(path, e))?;
+    let batches = reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| perr(path, e))?;
     arrow::compute::concat_batches(&schema, &batches).map_err(|e| perr(path, e))
 }
 
@@ -76,8 +82,15 @@ mod tests {
         write_parquet(&path, &batch).unwrap();
         let back = read_parquet(&path).unwrap();
         assert_eq!(back, batch);
-        assert_eq!(column::<StringArray>(&path, &back, "name").unwrap().value(1), "sidewalk");
-        let e = column::<StringArray>(&path, &back, "nope").unwrap_err().to_string();
+        assert_eq!(
+            column::<StringArray>(&path, &back, "name")
+                .unwrap()
+                .value(1),
+            "sidewalk"
+        );
+        let e = column::<StringArray>(&path, &back, "nope")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("t.parquet") && e.contains("'nope'"), "{e}");
         assert!(!d.path().join("t.parquet.tmp").exists());
     }

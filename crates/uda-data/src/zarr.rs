@@ -33,11 +33,20 @@ pub struct ArrayLayout {
 
 impl ArrayLayout {
     pub fn images(len: usize, height: usize, width: usize) -> Self {
-        Self { len, height, width, channels: 3, images_per_shard: DEFAULT_IMAGES_PER_SHARD }
+        Self {
+            len,
+            height,
+            width,
+            channels: 3,
+            images_per_shard: DEFAULT_IMAGES_PER_SHARD,
+        }
     }
 
     pub fn labels(len: usize, height: usize, width: usize) -> Self {
-        Self { channels: 1, ..Self::images(len, height, width) }
+        Self {
+            channels: 1,
+            ..Self::images(len, height, width)
+        }
     }
 
     pub fn image_len(&self) -> usize {
@@ -59,7 +68,11 @@ impl ArrayLayout {
     }
 
     fn subset(&self, start: usize, count: usize) -> ArraySubset {
-        let mut ranges = vec![start as u64..(start + count) as u64, 0..self.height as u64, 0..self.width as u64];
+        let mut ranges = vec![
+            start as u64..(start + count) as u64,
+            0..self.height as u64,
+            0..self.width as u64,
+        ];
         if self.channels != 1 {
             ranges.push(0..self.channels as u64);
         }
@@ -79,7 +92,10 @@ impl ImageArray {
     /// Opens the array stored in folder `path`.
     pub fn open(path: &Path) -> Result<Self> {
         if !path.join("zarr.json").is_file() {
-            return Err(DataError::zarr(path, "not a Zarr v3 array (no zarr.json); was it written by a uda-pipe stage?"));
+            return Err(DataError::zarr(
+                path,
+                "not a Zarr v3 array (no zarr.json); was it written by a uda-pipe stage?",
+            ));
         }
         let store = Arc::new(FilesystemStore::new(path).map_err(|e| DataError::zarr(path, e))?);
         let array = Array::open(store, "/").map_err(|e| DataError::zarr(path, e))?;
@@ -87,10 +103,18 @@ impl ImageArray {
         let (len, height, width, channels) = match shape.as_slice() {
             [n, h, w] => (*n, *h, *w, 1),
             [n, h, w, c] => (*n, *h, *w, *c),
-            _ => return Err(DataError::zarr(path, format!("expected shape (N, H, W[, C]), found {shape:?}"))),
+            _ => {
+                return Err(DataError::zarr(
+                    path,
+                    format!("expected shape (N, H, W[, C]), found {shape:?}"),
+                ));
+            }
         };
         if array.data_type() != &data_type::uint8() {
-            return Err(DataError::zarr(path, format!("expected uint8 data, found {}", array.data_type())));
+            return Err(DataError::zarr(
+                path,
+                format!("expected uint8 data, found {}", array.data_type()),
+            ));
         }
         let images_per_shard = array
             .chunk_grid()
@@ -105,7 +129,11 @@ impl ImageArray {
             channels: channels as usize,
             images_per_shard,
         };
-        Ok(Self { path: path.to_path_buf(), layout, array })
+        Ok(Self {
+            path: path.to_path_buf(),
+            layout,
+            array,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -139,7 +167,11 @@ impl ImageArray {
         if start + count > self.len() {
             return Err(DataError::zarr(
                 &self.path,
-                format!("images {start}..{} requested but the array holds {}", start + count, self.len()),
+                format!(
+                    "images {start}..{} requested but the array holds {}",
+                    start + count,
+                    self.len()
+                ),
             ));
         }
         self.array
@@ -155,7 +187,14 @@ impl ImageArray {
     /// Reads one image into `buf` (which must hold exactly [`Self::image_len`] bytes).
     pub fn read_into(&self, index: usize, buf: &mut [u8]) -> Result<()> {
         if buf.len() != self.image_len() {
-            return Err(DataError::zarr(&self.path, format!("buffer of {} bytes for an image of {}", buf.len(), self.image_len())));
+            return Err(DataError::zarr(
+                &self.path,
+                format!(
+                    "buffer of {} bytes for an image of {}",
+                    buf.len(),
+                    self.image_len()
+                ),
+            ));
         }
         buf.copy_from_slice(&self.read(index)?);
         Ok(())
@@ -184,25 +223,53 @@ pub struct ImageArrayWriter {
 impl ImageArrayWriter {
     /// Creates the array folder (which must not exist yet) and its metadata.
     pub fn create(path: &Path, layout: ArrayLayout) -> Result<Self> {
-        if layout.height == 0 || layout.width == 0 || layout.channels == 0 || layout.images_per_shard == 0 {
-            return Err(DataError::zarr(path, format!("invalid array layout {layout:?}")));
+        if layout.height == 0
+            || layout.width == 0
+            || layout.channels == 0
+            || layout.images_per_shard == 0
+        {
+            return Err(DataError::zarr(
+                path,
+                format!("invalid array layout {layout:?}"),
+            ));
         }
         if path.exists() {
-            return Err(DataError::zarr(path, "already exists; refusing to overwrite an array"));
+            return Err(DataError::zarr(
+                path,
+                "already exists; refusing to overwrite an array",
+            ));
         }
         std::fs::create_dir_all(path).map_err(|e| DataError::io(path, e))?;
         let store = Arc::new(FilesystemStore::new(path).map_err(|e| DataError::zarr(path, e))?);
-        let dims: Vec<&str> = if layout.channels == 1 { vec!["n", "y", "x"] } else { vec!["n", "y", "x", "c"] };
-        let array = ArrayBuilder::new(layout.with_first(layout.images_per_shard), layout.with_first(1), data_type::uint8(), 0u8)
-            .shape(layout.shape())
-            .chunk_grid_metadata(layout.with_first(layout.images_per_shard))
-            .subchunk_shape(layout.with_first(1))
-            .bytes_to_bytes_codecs(vec![Arc::new(zarrs::array::codec::ZstdCodec::new(ZSTD_LEVEL.into(), false))])
-            .dimension_names(Some(dims))
-            .build(store, "/")
+        let dims: Vec<&str> = if layout.channels == 1 {
+            vec!["n", "y", "x"]
+        } else {
+            vec!["n", "y", "x", "c"]
+        };
+        let array = ArrayBuilder::new(
+            layout.with_first(layout.images_per_shard),
+            layout.with_first(1),
+            data_type::uint8(),
+            0u8,
+        )
+        .shape(layout.shape())
+        .chunk_grid_metadata(layout.with_first(layout.images_per_shard))
+        .subchunk_shape(layout.with_first(1))
+        .bytes_to_bytes_codecs(vec![Arc::new(zarrs::array::codec::ZstdCodec::new(
+            ZSTD_LEVEL.into(),
+            false,
+        ))])
+        .dimension_names(Some(dims))
+        .build(store, "/")
+        .map_err(|e| DataError::zarr(path, e))?;
+        array
+            .store_metadata()
             .map_err(|e| DataError::zarr(path, e))?;
-        array.store_metadata().map_err(|e| DataError::zarr(path, e))?;
-        Ok(Self { path: path.to_path_buf(), layout, array })
+        Ok(Self {
+            path: path.to_path_buf(),
+            layout,
+            array,
+        })
     }
 
     pub fn layout(&self) -> &ArrayLayout {
@@ -222,14 +289,23 @@ impl ImageArrayWriter {
     /// Writes all images of `shard`, contiguous `(n, H, W, C)`.
     pub fn write_shard(&self, shard: usize, images: &[u8]) -> Result<()> {
         if shard >= self.shard_count() {
-            return Err(DataError::zarr(&self.path, format!("shard {shard} out of range (array has {})", self.shard_count())));
+            return Err(DataError::zarr(
+                &self.path,
+                format!(
+                    "shard {shard} out of range (array has {})",
+                    self.shard_count()
+                ),
+            ));
         }
         let n = self.shard_range(shard).len();
         let expected = n * self.layout.image_len();
         if images.len() != expected {
             return Err(DataError::zarr(
                 &self.path,
-                format!("shard {shard}: got {} bytes, expected {expected} ({n} images)", images.len()),
+                format!(
+                    "shard {shard}: got {} bytes, expected {expected} ({n} images)",
+                    images.len()
+                ),
             ));
         }
         let mut indices = vec![0u64; self.layout.shape().len()];
@@ -257,30 +333,53 @@ mod tests {
     use super::*;
 
     fn pattern(n: usize, len: usize, salt: u8) -> Vec<u8> {
-        (0..n * len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt)).collect()
+        (0..n * len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt))
+            .collect()
     }
 
     #[test]
     fn round_trip_with_partial_last_shard() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("images.zarr");
-        let layout = ArrayLayout { len: 7, height: 5, width: 6, channels: 3, images_per_shard: 3 };
+        let layout = ArrayLayout {
+            len: 7,
+            height: 5,
+            width: 6,
+            channels: 3,
+            images_per_shard: 3,
+        };
         let w = ImageArrayWriter::create(&path, layout).unwrap();
         assert_eq!(w.shard_count(), 3);
         assert_eq!(w.shard_range(2), 6..7);
         let data = pattern(7, layout.image_len(), 1);
         for s in 0..w.shard_count() {
             let r = w.shard_range(s);
-            w.write_shard(s, &data[r.start * layout.image_len()..r.end * layout.image_len()]).unwrap();
+            w.write_shard(
+                s,
+                &data[r.start * layout.image_len()..r.end * layout.image_len()],
+            )
+            .unwrap();
         }
         let a = w.finish().unwrap();
         assert_eq!(*a.layout(), layout);
         assert_eq!(a.read_range(0, 7).unwrap(), data);
         assert_eq!(a.read(6).unwrap(), data[6 * 90..]);
-        assert_eq!(a.read_batch(&[4, 0]).unwrap(), [&data[4 * 90..5 * 90], &data[..90]].concat());
-        assert!(a.read_range(5, 3).unwrap_err().to_string().contains("holds 7"));
+        assert_eq!(
+            a.read_batch(&[4, 0]).unwrap(),
+            [&data[4 * 90..5 * 90], &data[..90]].concat()
+        );
+        assert!(
+            a.read_range(5, 3)
+                .unwrap_err()
+                .to_string()
+                .contains("holds 7")
+        );
         // One shard file per shard, not one file per image.
-        let files = walkdir::WalkDir::new(&path).into_iter().filter(|e| e.as_ref().unwrap().file_type().is_file()).count();
+        let files = walkdir::WalkDir::new(&path)
+            .into_iter()
+            .filter(|e| e.as_ref().unwrap().file_type().is_file())
+            .count();
         assert_eq!(files, 4, "zarr.json + 3 shards");
     }
 
@@ -296,7 +395,10 @@ mod tests {
         assert_eq!(a.channels(), 1);
         assert_eq!(a.read(1).unwrap(), data[16..]);
         let meta = std::fs::read_to_string(path.join("zarr.json")).unwrap();
-        assert!(meta.contains("sharding_indexed") && meta.contains("zstd"), "{meta}");
+        assert!(
+            meta.contains("sharding_indexed") && meta.contains("zstd"),
+            "{meta}"
+        );
     }
 
     #[test]
@@ -316,7 +418,13 @@ mod tests {
         use rayon::prelude::*;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.zarr");
-        let layout = ArrayLayout { len: 50, height: 8, width: 8, channels: 3, images_per_shard: 4 };
+        let layout = ArrayLayout {
+            len: 50,
+            height: 8,
+            width: 8,
+            channels: 3,
+            images_per_shard: 4,
+        };
         let w = ImageArrayWriter::create(&path, layout).unwrap();
         let data = pattern(50, layout.image_len(), 3);
         (0..w.shard_count()).into_par_iter().for_each(|s| {

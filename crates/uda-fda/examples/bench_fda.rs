@@ -6,7 +6,7 @@
 //! cargo run --release -p uda-fda --example bench_fda -- --threads 2 --height 512 --width 1024
 //! ```
 //!
-//! Prints `RESULT <name> <images/s>` lines:
+//! Prints `RESULT <name> <threads> <images/s by wall clock> <images per CPU-second>` lines:
 //! * `rust_<prec>_translate`: one translation with the style amplitude precomputed (the s→t
 //!   case, where each target's amplitude is reused for ~8 source images).
 //! * `rust_<prec>_translate_with_style`: amplitude of a fresh style image + translation (the t→s
@@ -14,8 +14,9 @@
 //! * `fft2_<prec>_floor`: a full (unpruned) 2-D real FFT forward + inverse per channel
 //!   (realfft rows, transpose, rustfft columns): the floor of any implementation that transforms
 //!   whole spectra, i.e. the "one forward and one inverse transform" cost.
-//! * `rows_<prec>_floor`: only the row real FFTs forward + inverse per channel: the floor of the
-//!   pruned transform used here (its column work is `bw+1` columns instead of `W/2+1`).
+//! * `rows_<prec>_floor`: only the row real FFTs forward + inverse per channel, row by row in
+//!   cache: the floor of the pruned transform used here (its column work is `bw+1` columns
+//!   instead of `W/2+1`, and it keeps only `bw+1` coefficients per row).
 
 use rayon::prelude::*;
 use realfft::RealFftPlanner;
@@ -34,6 +35,8 @@ struct Args {
     images: usize,
     seconds: f64,
     precision: String,
+    /// `all`, `translate` (skip the floors) or `floors`.
+    only: String,
 }
 
 fn parse_args() -> Args {
@@ -48,6 +51,7 @@ fn parse_args() -> Args {
         images: 16,
         seconds: 3.0,
         precision: "both".into(),
+        only: "all".into(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -63,6 +67,7 @@ fn parse_args() -> Args {
             "--images" => a.images = value.parse().unwrap_or_else(|e| bad(&e)),
             "--seconds" => a.seconds = value.parse().unwrap_or_else(|e| bad(&e)),
             "--precision" => a.precision = value.clone(),
+            "--only" => a.only = value.clone(),
             _ => panic!("unknown flag {flag}; see the doc comment of examples/bench_fda.rs"),
         }
     }
@@ -85,16 +90,38 @@ fn random_images(count: usize, len: usize, seed: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Repeats `batch` (which processes `per_batch` images) for about `seconds`; returns images/s.
-fn throughput(seconds: f64, per_batch: usize, mut batch: impl FnMut()) -> f64 {
+/// CPU time of this process (all threads), from `/proc/self/stat` (clock ticks of 10 ms).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Images/s of `batch` (which processes `per_batch` images), repeated for about `seconds`:
+/// by wall clock, and per CPU-second (what the work costs even when other processes compete
+/// for the cores, as on a shared build machine).
+fn throughput(seconds: f64, per_batch: usize, mut batch: impl FnMut()) -> (f64, f64) {
     batch(); // warm-up: plans, pools, page faults
-    let start = Instant::now();
+    let (start, cpu0) = (Instant::now(), cpu_seconds());
     let mut done = 0;
     while start.elapsed().as_secs_f64() < seconds || done == 0 {
         batch();
         done += per_batch;
     }
-    done as f64 / start.elapsed().as_secs_f64()
+    let (wall, cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+    (done as f64 / wall, done as f64 / cpu.max(1e-3))
+}
+
+fn report(name: &str, threads: usize, (wall, cpu): (f64, f64)) {
+    println!("RESULT {name} {threads} {wall:.3} {cpu:.3}");
 }
 
 fn bench<T: Real>(args: &Args, name: &str, sources: &[Vec<u8>], targets: &[Vec<u8>]) {
@@ -105,15 +132,31 @@ fn bench<T: Real>(args: &Args, name: &str, sources: &[Vec<u8>], targets: &[Vec<u
         .map(|t| fda.amplitude(t).expect("sized image"))
         .collect();
     let mut outs: Vec<Vec<u8>> = sources.iter().map(|s| vec![0u8; s.len()]).collect();
-    let n = sources.len();
+    if args.only != "floors" {
+        translate_rates(args, name, &fda, sources, targets, &styles, &mut outs);
+    }
+    if args.only != "translate" {
+        floors::<T>(args, name, sources);
+    }
+}
 
+fn translate_rates<T: Real>(
+    args: &Args,
+    name: &str,
+    fda: &Fda<T>,
+    sources: &[Vec<u8>],
+    targets: &[Vec<u8>],
+    styles: &[uda_fda::Amplitude<T>],
+    outs: &mut [Vec<u8>],
+) {
+    let n = sources.len();
     let rate = throughput(args.seconds, n, || {
         outs.par_iter_mut().enumerate().for_each(|(i, out)| {
             fda.translate(&sources[i], &styles[i % styles.len()], out)
                 .expect("sized buffers");
         });
     });
-    println!("RESULT rust_{name}_translate {rate:.3}");
+    report(&format!("rust_{name}_translate"), args.threads, rate);
     let rate = throughput(args.seconds, n, || {
         outs.par_iter_mut().enumerate().for_each(|(i, out)| {
             let style = fda
@@ -123,7 +166,15 @@ fn bench<T: Real>(args: &Args, name: &str, sources: &[Vec<u8>], targets: &[Vec<u
                 .expect("sized buffers");
         });
     });
-    println!("RESULT rust_{name}_translate_with_style {rate:.3}");
+    report(
+        &format!("rust_{name}_translate_with_style"),
+        args.threads,
+        rate,
+    );
+}
+
+fn floors<T: Real>(args: &Args, name: &str, sources: &[Vec<u8>]) {
+    let (h, w, n) = (args.height, args.width, sources.len());
 
     // Floors, per image = 3 channels, parallel over (image, channel) planes.
     let mut planner = RealFftPlanner::<T>::new();
@@ -192,16 +243,26 @@ fn bench<T: Real>(args: &Args, name: &str, sources: &[Vec<u8>], targets: &[Vec<u
                 row_inverse(spec, line, scratch);
             });
     });
-    println!("RESULT fft2_{name}_floor {rate:.3}");
+    report(&format!("fft2_{name}_floor"), args.threads, rate);
     let rate = throughput(args.seconds, n, || {
         bufs.par_iter_mut()
             .zip(&planes)
             .for_each(|((spec, _, line, scratch), plane)| {
-                row_pass(plane, spec, line, scratch);
-                row_inverse(spec, line, scratch);
+                // Row by row through one cache-resident spectrum row, as the pruned transform
+                // does (it keeps only the window's coefficients of each row).
+                let spec_row = &mut spec[..wc];
+                for row in plane.chunks(w) {
+                    line.copy_from_slice(row);
+                    r2c.process_with_scratch(line, spec_row, scratch).unwrap();
+                    spec_row[0].im = T::zero();
+                    if w % 2 == 0 {
+                        spec_row[wc - 1].im = T::zero();
+                    }
+                    c2r.process_with_scratch(spec_row, line, scratch).unwrap();
+                }
             });
     });
-    println!("RESULT rows_{name}_floor {rate:.3}");
+    report(&format!("rows_{name}_floor"), args.threads, rate);
 }
 
 /// `src` is `rows × cols` row-major; `dst` becomes `cols × rows`. Blocked for cache use.

@@ -27,9 +27,40 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 
 /// The floating-point types the transform runs in (`f64` by default; `f32` for benchmarks).
-pub trait Real: FftNum + Float + ToPrimitive {}
-impl Real for f32 {}
-impl Real for f64 {}
+pub trait Real: FftNum + Float + ToPrimitive {
+    fn from_byte(byte: u8) -> Self;
+    /// Clipped to 0..255 and rounded half to even (as `np.rint`), as a byte.
+    fn to_byte(self) -> u8;
+}
+
+// Adding 1.5·2^(mantissa bits) to a value in 0..=255 rounds it half to even (the default
+// rounding mode) and leaves the integer in the low mantissa bits: `round_ties_even` plus a
+// float→int conversion without the libm call per pixel that `round_ties_even` compiles to on
+// the baseline x86-64 target (no SSE4.1), nor the saturating-cast checks (together they were a
+// third of a translation).
+impl Real for f32 {
+    #[inline]
+    fn from_byte(byte: u8) -> Self {
+        f32::from(byte)
+    }
+    #[inline]
+    fn to_byte(self) -> u8 {
+        const MAGIC: f32 = 12_582_912.0;
+        (self.clamp(0.0, 255.0) + MAGIC).to_bits() as u8
+    }
+}
+
+impl Real for f64 {
+    #[inline]
+    fn from_byte(byte: u8) -> Self {
+        f64::from(byte)
+    }
+    #[inline]
+    fn to_byte(self) -> u8 {
+        const MAGIC: f64 = 6_755_399_441_055_744.0;
+        (self.clamp(0.0, 255.0) + MAGIC).to_bits() as u8
+    }
+}
 
 /// What a translated pixel is written as: bytes (rounded half to even, like `np.rint`, then
 /// clipped to 0..255) or the unrounded value (for parity checks and further float processing).
@@ -40,12 +71,7 @@ pub trait Pixel: Copy + Send + Sync {
 impl Pixel for u8 {
     #[inline]
     fn from_value<T: Real>(value: T) -> Self {
-        // Adding and subtracting 1.5·2^52 rounds half to even in the default rounding mode for
-        // |v| < 2^51: what `round_ties_even` does, but without a libm call per pixel on CPUs
-        // the baseline target cannot assume SSE4.1 for (it was ~40% of a translation).
-        const MAGIC: f64 = 6_755_399_441_055_744.0;
-        let v = value.to_f64().unwrap_or(0.0).clamp(0.0, 255.0);
-        ((v + MAGIC) - MAGIC) as u8
+        value.to_byte()
     }
 }
 
@@ -63,13 +89,96 @@ impl Pixel for f32 {
     }
 }
 
+/// Splits one interleaved row of `N`-channel bytes into `N` planar float rows (`planes` holds
+/// `N × width` values). `N` is a constant so the per-pixel loop has no stride arithmetic.
+#[inline]
+fn deinterleave<T: Real, const N: usize>(pixels: &[u8], planes: &mut [T]) {
+    let width = pixels.len() / N;
+    let (planes, _) = planes.split_at_mut(N * width);
+    let rows: [&mut [T]; N] = {
+        let mut rest = planes;
+        std::array::from_fn(|_| {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(width);
+            rest = tail;
+            head
+        })
+    };
+    for (x, px) in pixels.chunks_exact(N).enumerate() {
+        for c in 0..N {
+            rows[c][x] = T::from_byte(px[c]);
+        }
+    }
+}
+
+/// `out = pixels + scale · planes`, interleaved again (the inverse of [`deinterleave`]).
+#[inline]
+fn interleave_add<T: Real, O: Pixel, const N: usize>(
+    pixels: &[u8],
+    planes: &[T],
+    scale: T,
+    out: &mut [O],
+) {
+    let width = pixels.len() / N;
+    let rows: [&[T]; N] = std::array::from_fn(|c| &planes[c * width..(c + 1) * width]);
+    for (x, (o, px)) in out
+        .chunks_exact_mut(N)
+        .zip(pixels.chunks_exact(N))
+        .enumerate()
+    {
+        for c in 0..N {
+            o[c] = O::from_value(T::from_byte(px[c]) + rows[c][x] * scale);
+        }
+    }
+}
+
+/// Runtime channel count → the constant-`N` loops above (RGB and grey specialised).
+fn deinterleave_any<T: Real>(channels: usize, pixels: &[u8], planes: &mut [T]) {
+    match channels {
+        3 => deinterleave::<T, 3>(pixels, planes),
+        1 => deinterleave::<T, 1>(pixels, planes),
+        n => {
+            let width = pixels.len() / n;
+            for (x, px) in pixels.chunks_exact(n).enumerate() {
+                for (c, &v) in px.iter().enumerate() {
+                    planes[c * width + x] = T::from_byte(v);
+                }
+            }
+        }
+    }
+}
+
+fn interleave_add_any<T: Real, O: Pixel>(
+    channels: usize,
+    pixels: &[u8],
+    planes: &[T],
+    scale: T,
+    out: &mut [O],
+) {
+    match channels {
+        3 => interleave_add::<T, O, 3>(pixels, planes, scale, out),
+        1 => interleave_add::<T, O, 1>(pixels, planes, scale, out),
+        n => {
+            let width = pixels.len() / n;
+            for (x, (o, px)) in out
+                .chunks_exact_mut(n)
+                .zip(pixels.chunks_exact(n))
+                .enumerate()
+            {
+                for c in 0..n {
+                    o[c] = O::from_value(T::from_byte(px[c]) + planes[c * width + x] * scale);
+                }
+            }
+        }
+    }
+}
+
 /// Rows handed to one rayon task: keeps task overhead small next to ~µs row FFTs.
 const ROWS_PER_TASK: usize = 8;
 
+/// Per-thread row buffers: `planes` holds one row of every channel (`channels × width`).
 struct RowScratch<T> {
-    input: Vec<T>,
+    planes: Vec<T>,
     spectrum: Vec<Complex<T>>,
-    output: Vec<T>,
     fft: Vec<Complex<T>>,
 }
 
@@ -149,8 +258,6 @@ pub(crate) struct Plan<T: Real> {
     c2r: Arc<dyn ComplexToReal<T>>,
     col_fwd: Arc<dyn Fft<T>>,
     col_inv: Arc<dyn Fft<T>>,
-    /// Byte value → float, so the row loops do no conversions.
-    lut: [T; 256],
     /// `1/(H·W)`: rustfft/realfft inverses are unnormalised.
     scale: T,
     rows: Pool<RowScratch<T>>,
@@ -166,16 +273,14 @@ impl<T: Real> Plan<T> {
         let mut planner = FftPlanner::<T>::new();
         let col_fwd = planner.plan_fft_forward(height);
         let col_inv = planner.plan_fft_inverse(height);
-        let lut = std::array::from_fn(|v| T::from_u8(v as u8).expect("u8 fits any float"));
         let scale = T::one() / T::from_usize(height * width).expect("pixel count fits a float");
 
         let (rf, ri) = (Arc::clone(&r2c), Arc::clone(&c2r));
         let rows = Pool::new(move || {
             let fft_len = rf.get_scratch_len().max(ri.get_scratch_len());
             RowScratch {
-                input: rf.make_input_vec(),
+                planes: vec![T::zero(); channels * width],
                 spectrum: rf.make_output_vec(),
-                output: ri.make_output_vec(),
                 fft: vec![Complex::zero(); fft_len],
             }
         });
@@ -203,7 +308,6 @@ impl<T: Real> Plan<T> {
             c2r,
             col_fwd,
             col_inv,
-            lut,
             scale,
             rows,
             cols,
@@ -246,17 +350,13 @@ impl<T: Real> Plan<T> {
             .for_each_init(
                 || self.rows.take(),
                 |s, (y, coef_row)| {
-                    let pixels = &image[y * w * c_n..(y + 1) * w * c_n];
-                    for c in 0..c_n {
-                        let RowScratch {
-                            input,
-                            spectrum,
-                            fft,
-                            ..
-                        } = &mut **s;
-                        for (dst, px) in input.iter_mut().zip(pixels.iter().skip(c).step_by(c_n)) {
-                            *dst = self.lut[*px as usize];
-                        }
+                    let RowScratch {
+                        planes,
+                        spectrum,
+                        fft,
+                    } = &mut **s;
+                    deinterleave_any(c_n, &image[y * w * c_n..(y + 1) * w * c_n], planes);
+                    for (c, input) in planes.chunks_exact_mut(w).enumerate() {
                         self.r2c
                             .process_with_scratch(input, spectrum, fft)
                             .expect("row buffers sized by the plan");
@@ -318,14 +418,13 @@ impl<T: Real> Plan<T> {
             .for_each_init(
                 || self.rows.take(),
                 |s, (y, out_row)| {
-                    let pixels = &image[y * w * c_n..(y + 1) * w * c_n];
-                    for c in 0..c_n {
-                        let RowScratch {
-                            spectrum,
-                            output,
-                            fft,
-                            ..
-                        } = &mut **s;
+                    let RowScratch {
+                        planes,
+                        spectrum,
+                        fft,
+                    } = &mut **s;
+                    for (c, output) in planes.chunks_exact_mut(w).enumerate() {
+                        // c2r uses its input as scratch: the zeros must be rewritten every row.
                         spectrum.fill(Complex::zero());
                         for kx in 0..k {
                             spectrum[kx] = columns[(c * k + kx) * h + y];
@@ -336,13 +435,57 @@ impl<T: Real> Plan<T> {
                         self.c2r
                             .process_with_scratch(spectrum, output, fft)
                             .expect("row buffers sized by the plan");
-                        let dst = out_row.iter_mut().skip(c).step_by(c_n);
-                        let src = pixels.iter().skip(c).step_by(c_n);
-                        for ((o, px), d) in dst.zip(src).zip(output.iter()) {
-                            *o = O::from_value(self.lut[*px as usize] + *d * self.scale);
-                        }
                     }
+                    let pixels = &image[y * w * c_n..(y + 1) * w * c_n];
+                    interleave_add_any(c_n, pixels, planes, self.scale, out_row);
                 },
             );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rint(v: f64) -> u8 {
+        v.round_ties_even().clamp(0.0, 255.0) as u8
+    }
+
+    #[test]
+    fn to_byte_rounds_half_to_even_and_clips() {
+        let cases = [
+            -3.0, -0.5, 0.0, 0.49, 0.5, 1.5, 2.5, 2.5001, 127.4999, 253.5, 254.5, 255.0, 255.4,
+            300.0, 1e9,
+        ];
+        for v in cases {
+            assert_eq!(v.to_byte(), rint(v), "f64 {v}");
+            assert_eq!((v as f32).to_byte(), rint(f64::from(v as f32)), "f32 {v}");
+        }
+        for i in 0..=2560 {
+            let v = f64::from(i) / 10.0 - 0.05;
+            assert_eq!(v.to_byte(), rint(v), "{v}");
+        }
+        assert_eq!(f64::NAN.to_byte(), 0);
+    }
+
+    #[test]
+    fn interleave_round_trips_for_any_channel_count() {
+        for n in [1usize, 2, 3, 4] {
+            let width = 7;
+            let pixels: Vec<u8> = (0..width * n).map(|i| (i * 37 % 256) as u8).collect();
+            let mut planes = vec![0.0f64; n * width];
+            deinterleave_any(n, &pixels, &mut planes);
+            for x in 0..width {
+                for c in 0..n {
+                    assert_eq!(planes[c * width + x], f64::from(pixels[x * n + c]));
+                }
+            }
+            // Adding 0.5 to every pixel lands on ties: they must round to even.
+            let half = vec![0.5f64; n * width];
+            let mut out = vec![0u8; pixels.len()];
+            interleave_add_any(n, &pixels, &half, 1.0, &mut out);
+            let want: Vec<u8> = pixels.iter().map(|&p| rint(f64::from(p) + 0.5)).collect();
+            assert_eq!(out, want, "{n} channels");
+        }
     }
 }

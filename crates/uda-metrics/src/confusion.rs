@@ -16,7 +16,7 @@
 //! `column = min(pred, 19)`, so ground truth 255 lands in a discard row 19 (values 19..=254 are
 //! caught by a separate "any invalid" reduction, and only then named by a slow rescan). Bin
 //! indices are computed 256 pixels at a time in a branch-free loop the compiler vectorises; the
-//! scatter into the histogram then rotates over eight sub-histograms of `u32` counters, so runs of
+//! scatter into the histogram then rotates over sixteen sub-histograms of `u16` counters, so runs of
 //! one class (the common case in label maps) increment different memory words instead of each
 //! waiting on the previous store to the same counter. All of it is safe, portable Rust; see
 //! `scripts/bench/confusion.sh` for the comparison with numpy's `fast_hist`.
@@ -35,11 +35,13 @@ const DISCARD_ROW: usize = NUM_CLASSES;
 /// Histogram size: a power of two above 20 × 20, so `index & (BINS - 1)` proves the index in
 /// bounds and the compiler drops the bounds check from the scatter loop.
 const BINS: usize = 512;
-const LANES: usize = 8;
+/// Sub-histograms the scatter rotates over (16 × 512 `u16` = 16 KiB, well inside L1).
+const LANES: usize = 16;
 /// Pixels whose bin indices are computed in one vectorised pass.
 const CHUNK: usize = 256;
-/// Pixels per `u32` counting block; no counter can overflow within one block.
-const BLOCK: usize = 1 << 30;
+/// Chunks after which the `u16` sub-histograms are added into `u64` totals: each chunk adds at
+/// most `CHUNK / LANES` to a counter, so none can overflow in between.
+const FLUSH_CHUNKS: usize = u16::MAX as usize / (CHUNK / LANES);
 /// Pixels per parallel work item in [`ConfusionMatrix::from_pairs_par`].
 const PIECE: usize = 1 << 20;
 
@@ -53,41 +55,47 @@ fn invalid_gt(gt: u8) -> u8 {
     u8::from(gt >= NUM_CLASSES as u8 && gt != IGNORE)
 }
 
+fn flush(local: &mut [[u16; BINS]; LANES], bins: &mut [u64; BINS]) {
+    for lane in local.iter_mut() {
+        for (total, n) in bins.iter_mut().zip(lane.iter_mut()) {
+            *total += u64::from(*n);
+            *n = 0;
+        }
+    }
+}
+
 /// Adds the histogram of `(gt, pred)` bins to `bins` (`gt.len() == pred.len()`); returns whether
 /// some ground-truth value was neither a class nor 255.
 fn histogram(gt: &[u8], pred: &[u8], bins: &mut [u64; BINS]) -> bool {
     debug_assert_eq!(gt.len(), pred.len());
     let mut invalid = 0u8;
     let mut idx = [0u16; CHUNK];
-    for (g_block, p_block) in gt.chunks(BLOCK).zip(pred.chunks(BLOCK)) {
-        let mut local = [[0u32; BINS]; LANES];
-        let g_chunks = g_block.chunks_exact(CHUNK);
-        let p_chunks = p_block.chunks_exact(CHUNK);
-        let (g_rest, p_rest) = (g_chunks.remainder(), p_chunks.remainder());
-        for (g, p) in g_chunks.zip(p_chunks) {
-            // Fixed-size views let the compiler vectorise the index loop without length checks.
-            let g: &[u8; CHUNK] = g.try_into().expect("chunks_exact yields CHUNK bytes");
-            let p: &[u8; CHUNK] = p.try_into().expect("chunks_exact yields CHUNK bytes");
-            for ((i, &g), &p) in idx.iter_mut().zip(g).zip(p) {
-                *i = bin(g, p);
-                invalid |= invalid_gt(g);
-            }
-            for q in idx.chunks_exact(LANES) {
-                let q: &[u16; LANES] = q.try_into().expect("CHUNK is a multiple of LANES");
-                for (lane, &i) in local.iter_mut().zip(q) {
-                    lane[usize::from(i) & (BINS - 1)] += 1;
-                }
-            }
-        }
-        for (&g, &p) in g_rest.iter().zip(p_rest) {
-            local[0][usize::from(bin(g, p)) & (BINS - 1)] += 1;
+    let mut local = [[0u16; BINS]; LANES];
+    let g_chunks = gt.chunks_exact(CHUNK);
+    let p_chunks = pred.chunks_exact(CHUNK);
+    let (g_rest, p_rest) = (g_chunks.remainder(), p_chunks.remainder());
+    for (n, (g, p)) in g_chunks.zip(p_chunks).enumerate() {
+        // Fixed-size views let the compiler vectorise the index loop without length checks.
+        let g: &[u8; CHUNK] = g.try_into().expect("chunks_exact yields CHUNK bytes");
+        let p: &[u8; CHUNK] = p.try_into().expect("chunks_exact yields CHUNK bytes");
+        for ((i, &g), &p) in idx.iter_mut().zip(g).zip(p) {
+            *i = bin(g, p);
             invalid |= invalid_gt(g);
         }
-        for lane in &local {
-            for (total, &n) in bins.iter_mut().zip(lane) {
-                *total += u64::from(n);
+        for q in idx.chunks_exact(LANES) {
+            let q: &[u16; LANES] = q.try_into().expect("CHUNK is a multiple of LANES");
+            for (lane, &i) in local.iter_mut().zip(q) {
+                lane[usize::from(i) & (BINS - 1)] += 1;
             }
         }
+        if (n + 1) % FLUSH_CHUNKS == 0 {
+            flush(&mut local, bins);
+        }
+    }
+    flush(&mut local, bins);
+    for (&g, &p) in g_rest.iter().zip(p_rest) {
+        bins[usize::from(bin(g, p)) & (BINS - 1)] += 1;
+        invalid |= invalid_gt(g);
     }
     invalid != 0
 }
@@ -292,6 +300,15 @@ mod tests {
             assert_eq!(m.ignored_pixels(), ignored);
             assert_eq!(m.valid_pixels() + m.ignored_pixels(), n as u64);
         }
+    }
+
+    #[test]
+    fn long_runs_of_one_bin_do_not_overflow_the_u16_counters() {
+        // Every lane counter would pass 65535 without the periodic flush.
+        let n = 3 * FLUSH_CHUNKS * CHUNK + 5;
+        let m = ConfusionMatrix::from_maps(&vec![4; n], &vec![4; n]).unwrap();
+        assert_eq!(m.count(4, 4), n as u64);
+        assert_eq!(m.valid_pixels(), n as u64);
     }
 
     #[test]

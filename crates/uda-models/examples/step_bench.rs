@@ -77,7 +77,13 @@ fn main() -> Result<()> {
     let vs = VarStore::new(device);
     let net = SegNet::new(&vs.root(), &ModelConfig::paper(a.backbone));
     let lr = 2.5e-4;
-    let mut opt = Sgd { momentum: 0.9, dampening: 0.0, wd: 5e-4, nesterov: false }.build(&vs, lr)?;
+    let mut opt = Sgd {
+        momentum: 0.9,
+        dampening: 0.0,
+        wd: 5e-4,
+        nesterov: false,
+    }
+    .build(&vs, lr)?;
     opt.set_lr_group(GROUP_HEAD, 10.0 * lr);
 
     let x = Tensor::randn([1, 3, a.height, a.width], (Kind::Float, device));

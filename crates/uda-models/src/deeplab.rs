@@ -1,8 +1,8 @@
 //! DeepLabV2: the dilated ResNet-101 trunk plus FDA's `Classifier_Module` (ASPP as a sum of four
 //! 3×3 convolutions with dilation = padding = 6, 12, 18, 24), under FDA's names (`layer5.*`).
 
-use tch::nn::Path;
 use tch::Tensor;
+use tch::nn::Path;
 
 use crate::layers::{Conv2d, ConvOpts, WeightInit};
 use crate::resnet::{FEATURE_DIM, ResNet101Trunk};
@@ -23,11 +23,17 @@ impl DeepLabV2 {
             .iter()
             .enumerate()
             .map(|(i, &d)| {
-                let opts = ConvOpts::default().padding(d).dilation(d).init(WeightInit::Normal(0.01));
+                let opts = ConvOpts::default()
+                    .padding(d)
+                    .dilation(d)
+                    .init(WeightInit::Normal(0.01));
                 Conv2d::square(&(&list / i), FEATURE_DIM, num_classes, 3, opts)
             })
             .collect();
-        Self { trunk: ResNet101Trunk::new(trunk, frozen_bn), aspp }
+        Self {
+            trunk: ResNet101Trunk::new(trunk, frozen_bn),
+            aspp,
+        }
     }
 
     /// (logits at stride 8, layer4 features).

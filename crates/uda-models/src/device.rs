@@ -27,7 +27,10 @@ static CUDA_LOAD: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 fn candidates() -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(maps) = std::fs::read_to_string("/proc/self/maps") {
-        let cpu = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.ends_with("/libtorch_cpu.so"));
+        let cpu = maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .find(|p| p.ends_with("/libtorch_cpu.so"));
         if let Some(dir) = cpu.and_then(|p| std::path::Path::new(p).parent()) {
             out.push(dir.join(CUDA_LIB));
         }
@@ -61,7 +64,8 @@ fn open_global(path: &std::path::Path) -> Result<(), String> {
     // of the very libtorch this process already uses (same directory, same build); its
     // initialisers only register CUDA kernels and hooks with that libtorch. It is never
     // unloaded (the handle is leaked), so no symbol outlives its library.
-    let lib = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_GLOBAL) }.map_err(|e| e.to_string())?;
+    let lib =
+        unsafe { Library::open(Some(path), RTLD_NOW | RTLD_GLOBAL) }.map_err(|e| e.to_string())?;
     std::mem::forget(lib);
     Ok(())
 }
@@ -88,7 +92,10 @@ pub fn device_from_spec(spec: &str) -> Result<Device, ModelError> {
             _ => return Err(ModelError::DeviceSpec(spec.to_owned())),
         },
     };
-    cuda_ready().map_err(|reason| ModelError::CudaUnavailable { spec: spec.to_owned(), reason })?;
+    cuda_ready().map_err(|reason| ModelError::CudaUnavailable {
+        spec: spec.to_owned(),
+        reason,
+    })?;
     let count = Cuda::device_count();
     if ordinal as i64 >= count {
         return Err(ModelError::CudaUnavailable {

@@ -8,8 +8,8 @@
 //! every position (`ext_conv1.2.weight`, ..., `out_prelu.weight`); here it exists once, as
 //! `<block>.out_prelu.weight`, and the loader treats the other names as aliases of it.
 
-use tch::nn::Path;
 use tch::Tensor;
+use tch::nn::Path;
 
 use crate::layers::{Activation, BatchNorm2d, Conv2d, ConvOpts, ConvTranspose2d, TransposeInit};
 
@@ -25,7 +25,15 @@ struct ConvBn {
 }
 
 impl ConvBn {
-    fn new(p: &Path, first: usize, cin: i64, cout: i64, kernel: [i64; 2], opts: ConvOpts, frozen: bool) -> Self {
+    fn new(
+        p: &Path,
+        first: usize,
+        cin: i64,
+        cout: i64,
+        kernel: [i64; 2],
+        opts: ConvOpts,
+        frozen: bool,
+    ) -> Self {
         Self {
             conv: Conv2d::new(&(p / first), cin, cout, kernel, opts.no_bias()),
             bn: BatchNorm2d::new(&(p / (first + 1)), cout, frozen),
@@ -47,7 +55,13 @@ struct InitialBlock {
 impl InitialBlock {
     fn new(p: &Path, out: i64, relu: bool, frozen: bool) -> Self {
         Self {
-            main_branch: Conv2d::square(&(p / "main_branch"), 3, out - 3, 3, ConvOpts::default().stride(2).padding(1).no_bias()),
+            main_branch: Conv2d::square(
+                &(p / "main_branch"),
+                3,
+                out - 3,
+                3,
+                ConvOpts::default().stride(2).padding(1).no_bias(),
+            ),
             batch_norm: BatchNorm2d::new(&(p / "batch_norm"), out, frozen),
             act: Activation::new(&(p / "out_prelu"), relu),
         }
@@ -56,7 +70,11 @@ impl InitialBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let main = self.main_branch.forward(x);
         let ext = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
-        self.act.forward(&self.batch_norm.forward_t(&Tensor::cat(&[main, ext], 1), train))
+        self.act.forward(
+            &self
+                .batch_norm
+                .forward_t(&Tensor::cat(&[main, ext], 1), train),
+        )
     }
 }
 
@@ -84,11 +102,35 @@ impl RegularBottleneck {
         let one = ConvOpts::default();
         let ext_conv2 = match middle {
             Middle::Dilated(d) => {
-                vec![ConvBn::new(&(p / "ext_conv2"), 0, internal, internal, [3, 3], one.padding(d).dilation(d), frozen)]
+                vec![ConvBn::new(
+                    &(p / "ext_conv2"),
+                    0,
+                    internal,
+                    internal,
+                    [3, 3],
+                    one.padding(d).dilation(d),
+                    frozen,
+                )]
             }
             Middle::Asymmetric5 => vec![
-                ConvBn::new(&(p / "ext_conv2"), 0, internal, internal, [5, 1], one.padding2(2, 0), frozen),
-                ConvBn::new(&(p / "ext_conv2"), 3, internal, internal, [1, 5], one.padding2(0, 2), frozen),
+                ConvBn::new(
+                    &(p / "ext_conv2"),
+                    0,
+                    internal,
+                    internal,
+                    [5, 1],
+                    one.padding2(2, 0),
+                    frozen,
+                ),
+                ConvBn::new(
+                    &(p / "ext_conv2"),
+                    3,
+                    internal,
+                    internal,
+                    [1, 5],
+                    one.padding2(0, 2),
+                    frozen,
+                ),
             ],
         };
         Self {
@@ -125,8 +167,24 @@ impl DownsamplingBottleneck {
         let internal = cin / INTERNAL_RATIO;
         let one = ConvOpts::default();
         Self {
-            ext_conv1: ConvBn::new(&(p / "ext_conv1"), 0, cin, internal, [2, 2], one.stride(2), frozen),
-            ext_conv2: ConvBn::new(&(p / "ext_conv2"), 0, internal, internal, [3, 3], one.padding(1), frozen),
+            ext_conv1: ConvBn::new(
+                &(p / "ext_conv1"),
+                0,
+                cin,
+                internal,
+                [2, 2],
+                one.stride(2),
+                frozen,
+            ),
+            ext_conv2: ConvBn::new(
+                &(p / "ext_conv2"),
+                0,
+                internal,
+                internal,
+                [3, 3],
+                one.padding(1),
+                frozen,
+            ),
             ext_conv3: ConvBn::new(&(p / "ext_conv3"), 0, internal, cout, [1, 1], one, frozen),
             dropout,
             act: Activation::new(&(p / "out_prelu"), relu),
@@ -141,7 +199,10 @@ impl DownsamplingBottleneck {
         let ext = self.act.forward(&self.ext_conv3.forward_t(&ext, train));
         let ext = ext.feature_dropout(self.dropout, train);
         let (n, c_ext, h, w) = ext.size4().expect("4-D activations");
-        let pad = Tensor::zeros([n, c_ext - main.size()[1], h, w], (main.kind(), main.device()));
+        let pad = Tensor::zeros(
+            [n, c_ext - main.size()[1], h, w],
+            (main.kind(), main.device()),
+        );
         let main = Tensor::cat(&[main, pad], 1);
         (self.act.forward(&(main + ext)), indices)
     }
@@ -165,7 +226,15 @@ impl UpsamplingBottleneck {
         Self {
             main_conv1: ConvBn::new(&(p / "main_conv1"), 0, cin, cout, [1, 1], one, frozen),
             ext_conv1: ConvBn::new(&(p / "ext_conv1"), 0, cin, internal, [1, 1], one, frozen),
-            ext_tconv1: ConvTranspose2d::new(&(p / "ext_tconv1"), internal, internal, 2, 2, 0, TransposeInit::TorchDefault),
+            ext_tconv1: ConvTranspose2d::new(
+                &(p / "ext_tconv1"),
+                internal,
+                internal,
+                2,
+                2,
+                0,
+                TransposeInit::TorchDefault,
+            ),
             ext_tconv1_bnorm: BatchNorm2d::new(&(p / "ext_tconv1_bnorm"), internal, frozen),
             ext_conv2: ConvBn::new(&(p / "ext_conv2"), 0, internal, cout, [1, 1], one, frozen),
             dropout,
@@ -174,10 +243,15 @@ impl UpsamplingBottleneck {
     }
 
     fn forward_t(&self, x: &Tensor, indices: &Tensor, size: [i64; 2], train: bool) -> Tensor {
-        let main = self.main_conv1.forward_t(x, train).max_unpool2d(indices, size);
+        let main = self
+            .main_conv1
+            .forward_t(x, train)
+            .max_unpool2d(indices, size);
         let ext = self.act.forward(&self.ext_conv1.forward_t(x, train));
         let ext = self.ext_tconv1.forward_to(&ext, size);
-        let ext = self.act.forward(&self.ext_tconv1_bnorm.forward_t(&ext, train));
+        let ext = self
+            .act
+            .forward(&self.ext_tconv1_bnorm.forward_t(&ext, train));
         let ext = self.act.forward(&self.ext_conv2.forward_t(&ext, train));
         let ext = ext.feature_dropout(self.dropout, train);
         self.act.forward(&(main + ext))
@@ -223,23 +297,61 @@ impl ENet {
         let regular = |name: String, ch: i64, middle: Middle, dropout: f64, relu: bool| {
             RegularBottleneck::new(&(trunk / name), ch, middle, dropout, relu, frozen)
         };
-        let stage1 = (1..=4).map(|i| regular(format!("regular1_{i}"), 64, Middle::Dilated(1), 0.01, enc)).collect();
+        let stage1 = (1..=4)
+            .map(|i| regular(format!("regular1_{i}"), 64, Middle::Dilated(1), 0.01, enc))
+            .collect();
         let mut stages23 = Vec::with_capacity(16);
         for (stage, first) in [(2, 1), (3, 0)] {
             for (i, &(kind, middle)) in STAGE23_MIDDLES.iter().enumerate() {
-                stages23.push(regular(format!("{kind}{stage}_{}", i + first), 128, middle, 0.1, enc));
+                stages23.push(regular(
+                    format!("{kind}{stage}_{}", i + first),
+                    128,
+                    middle,
+                    0.1,
+                    enc,
+                ));
             }
         }
-        let stage4 = (1..=2).map(|i| regular(format!("regular4_{i}"), 64, Middle::Dilated(1), 0.1, dec)).collect();
+        let stage4 = (1..=2)
+            .map(|i| regular(format!("regular4_{i}"), 64, Middle::Dilated(1), 0.1, dec))
+            .collect();
         Self {
             initial_block: InitialBlock::new(&(trunk / "initial_block"), 16, enc, frozen),
-            downsample1_0: DownsamplingBottleneck::new(&(trunk / "downsample1_0"), 16, 64, 0.01, enc, frozen),
+            downsample1_0: DownsamplingBottleneck::new(
+                &(trunk / "downsample1_0"),
+                16,
+                64,
+                0.01,
+                enc,
+                frozen,
+            ),
             stage1,
-            downsample2_0: DownsamplingBottleneck::new(&(trunk / "downsample2_0"), 64, 128, 0.1, enc, frozen),
+            downsample2_0: DownsamplingBottleneck::new(
+                &(trunk / "downsample2_0"),
+                64,
+                128,
+                0.1,
+                enc,
+                frozen,
+            ),
             stages23,
-            upsample4_0: UpsamplingBottleneck::new(&(trunk / "upsample4_0"), 128, 64, 0.1, dec, frozen),
+            upsample4_0: UpsamplingBottleneck::new(
+                &(trunk / "upsample4_0"),
+                128,
+                64,
+                0.1,
+                dec,
+                frozen,
+            ),
             stage4,
-            upsample5_0: UpsamplingBottleneck::new(&(trunk / "upsample5_0"), 64, 16, 0.1, dec, frozen),
+            upsample5_0: UpsamplingBottleneck::new(
+                &(trunk / "upsample5_0"),
+                64,
+                16,
+                0.1,
+                dec,
+                frozen,
+            ),
             regular5_1: regular("regular5_1".into(), 16, Middle::Dilated(1), 0.1, dec),
             transposed_conv: ConvTranspose2d::new(
                 &(head / "transposed_conv"),

@@ -30,10 +30,14 @@ pub enum ModelError {
         source: std::io::Error,
     },
 
-    #[error("{path}: not a valid safetensors file ({message}); convert .pth files with scripts/convert_pth.py")]
+    #[error(
+        "{path}: not a valid safetensors file ({message}); convert .pth files with scripts/convert_pth.py"
+    )]
     SafeTensors { path: PathBuf, message: String },
 
-    #[error("{path}: tensor '{key}' has dtype {dtype}, which cannot be loaded into a {kind} variable")]
+    #[error(
+        "{path}: tensor '{key}' has dtype {dtype}, which cannot be loaded into a {kind} variable"
+    )]
     Dtype {
         path: PathBuf,
         key: String,

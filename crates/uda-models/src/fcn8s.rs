@@ -2,8 +2,8 @@
 //! 1e-4 before their score layers, crops 5 / 9 / 31 that align every map with the input,
 //! score layers zero-initialised, upsampling layers fixed bilinear kernels).
 
-use tch::nn::Path;
 use tch::Tensor;
+use tch::nn::Path;
 
 use crate::layers::{Conv2d, ConvOpts, ConvTranspose2d, TransposeInit, WeightInit};
 use crate::vgg::{FC_DIM, Vgg16Fcn};
@@ -31,10 +31,24 @@ fn crop(x: &Tensor, offset: i64, h: i64, w: i64) -> Tensor {
 impl Fcn8s {
     pub fn new(trunk: &Path, head: &Path, num_classes: i64) -> Self {
         let score = |name: &str, cin: i64| {
-            Conv2d::square(&(head / name), cin, num_classes, 1, ConvOpts::default().init(WeightInit::Zeros))
+            Conv2d::square(
+                &(head / name),
+                cin,
+                num_classes,
+                1,
+                ConvOpts::default().init(WeightInit::Zeros),
+            )
         };
         let up = |name: &str, k: i64, s: i64| {
-            ConvTranspose2d::new(&(head / name), num_classes, num_classes, k, s, 0, TransposeInit::FrozenBilinear)
+            ConvTranspose2d::new(
+                &(head / name),
+                num_classes,
+                num_classes,
+                k,
+                s,
+                0,
+                TransposeInit::FrozenBilinear,
+            )
         };
         Self {
             vgg: Vgg16Fcn::new(trunk),

@@ -3,8 +3,8 @@
 //! convolutions whose output size is given at call time, frozen BatchNorm), so the networks are
 //! written on these instead; every variable name equals the PyTorch `state_dict` key.
 
-use tch::nn::{Init, Path};
 use tch::Tensor;
+use tch::nn::{Init, Path};
 
 /// How a convolution's weight starts; the reference repositories differ per network.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +54,13 @@ pub(crate) struct ConvOpts {
 
 impl Default for ConvOpts {
     fn default() -> Self {
-        Self { stride: [1, 1], padding: [0, 0], dilation: [1, 1], bias: true, init: WeightInit::TorchDefault }
+        Self {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            bias: true,
+            init: WeightInit::TorchDefault,
+        }
     }
 }
 
@@ -137,17 +143,32 @@ pub(crate) enum TransposeInit {
 }
 
 impl ConvTranspose2d {
-    pub fn new(p: &Path, cin: i64, cout: i64, kernel: i64, stride: i64, padding: i64, init: TransposeInit) -> Self {
+    pub fn new(
+        p: &Path,
+        cin: i64,
+        cout: i64,
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+        init: TransposeInit,
+    ) -> Self {
         let dims = [cin, cout, kernel, kernel];
         let weight = match init {
-            TransposeInit::TorchDefault => weight_var(p, &dims, cout * kernel * kernel, WeightInit::TorchDefault),
+            TransposeInit::TorchDefault => {
+                weight_var(p, &dims, cout * kernel * kernel, WeightInit::TorchDefault)
+            }
             TransposeInit::FrozenBilinear => {
                 let mut w = p.zeros_no_train("weight", &dims);
                 tch::no_grad(|| w.copy_(&bilinear_kernel(cin, cout, kernel).to_device(w.device())));
                 w
             }
         };
-        Self { weight, kernel, stride, padding }
+        Self {
+            weight,
+            kernel,
+            stride,
+            padding,
+        }
     }
 
     /// Output size without output padding.
@@ -187,7 +208,11 @@ impl ConvTranspose2d {
 /// The 2-D bilinear kernel of FCN's `get_upsampling_weight`: channel i maps to channel i only.
 pub(crate) fn bilinear_kernel(cin: i64, cout: i64, k: i64) -> Tensor {
     let factor = (k + 1) / 2;
-    let center = if k % 2 == 1 { (factor - 1) as f64 } else { factor as f64 - 0.5 };
+    let center = if k % 2 == 1 {
+        (factor - 1) as f64
+    } else {
+        factor as f64 - 0.5
+    };
     let mut filt = Vec::with_capacity((k * k) as usize);
     for i in 0..k {
         for j in 0..k {
@@ -219,13 +244,22 @@ pub(crate) struct BatchNorm2d {
 impl BatchNorm2d {
     pub fn new(p: &Path, n: i64, frozen: bool) -> Self {
         let (weight, bias) = if frozen {
-            (p.ones_no_train("weight", &[n]), p.zeros_no_train("bias", &[n]))
+            (
+                p.ones_no_train("weight", &[n]),
+                p.zeros_no_train("bias", &[n]),
+            )
         } else {
             (p.ones("weight", &[n]), p.zeros("bias", &[n]))
         };
         let running_mean = p.zeros_no_train("running_mean", &[n]);
         let running_var = p.ones_no_train("running_var", &[n]);
-        Self { weight, bias, running_mean, running_var, frozen }
+        Self {
+            weight,
+            bias,
+            running_mean,
+            running_var,
+            frozen,
+        }
     }
 
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
@@ -250,7 +284,9 @@ pub(crate) struct PRelu {
 
 impl PRelu {
     pub fn new(p: &Path) -> Self {
-        Self { weight: p.var("weight", &[1], Init::Const(0.25)) }
+        Self {
+            weight: p.var("weight", &[1], Init::Const(0.25)),
+        }
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
@@ -267,7 +303,11 @@ pub(crate) enum Activation {
 
 impl Activation {
     pub fn new(p: &Path, relu: bool) -> Self {
-        if relu { Activation::Relu } else { Activation::PRelu(PRelu::new(p)) }
+        if relu {
+            Activation::Relu
+        } else {
+            Activation::PRelu(PRelu::new(p))
+        }
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
@@ -295,7 +335,10 @@ mod tests {
                 assert!((got - (v[i as usize] * v[j as usize]) as f64).abs() < 1e-6);
             }
         }
-        assert_eq!(w.get(0).get(1).abs().sum(Kind::Float).double_value(&[]), 0.0);
+        assert_eq!(
+            w.get(0).get(1).abs().sum(Kind::Float).double_value(&[]),
+            0.0
+        );
     }
 
     #[test]
@@ -317,7 +360,10 @@ mod tests {
         assert!(eval.allclose(&train, 0.0, 0.0, false));
         assert!(vs.trainable_variables().is_empty());
         // Running statistics stay as loaded.
-        assert_eq!(bn.running_mean.abs().sum(Kind::Float).double_value(&[]), 0.0);
+        assert_eq!(
+            bn.running_mean.abs().sum(Kind::Float).double_value(&[]),
+            0.0
+        );
 
         let vs2 = VarStore::new(Device::Cpu);
         let live = BatchNorm2d::new(&vs2.root(), 4, false);

@@ -41,7 +41,9 @@ mod weights;
 pub use device::{cuda_runtime_loaded, device_from_spec};
 pub use error::{ModelError, ShapeMismatch};
 pub use normalization::Normalization;
-pub use weights::{LoadReport, WeightNaming, load_safetensors, load_safetensors_under, save_safetensors};
+pub use weights::{
+    LoadReport, WeightNaming, load_safetensors, load_safetensors_under, save_safetensors,
+};
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -64,7 +66,11 @@ pub enum Backbone {
 }
 
 impl Backbone {
-    pub const ALL: [Backbone; 3] = [Backbone::Deeplabv2Resnet101, Backbone::Fcn8sVgg16, Backbone::Enet];
+    pub const ALL: [Backbone; 3] = [
+        Backbone::Deeplabv2Resnet101,
+        Backbone::Fcn8sVgg16,
+        Backbone::Enet,
+    ];
 
     /// The yaml spelling.
     pub fn name(self) -> &'static str {
@@ -95,12 +101,19 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// The paper's setting: 19 classes, BatchNorm frozen for DeepLabV2 only.
     pub fn paper(backbone: Backbone) -> Self {
-        Self { backbone, num_classes: 19, freeze_bn: backbone == Backbone::Deeplabv2Resnet101 }
+        Self {
+            backbone,
+            num_classes: 19,
+            freeze_bn: backbone == Backbone::Deeplabv2Resnet101,
+        }
     }
 
     pub fn validate(&self) -> Result<(), ModelError> {
         if self.num_classes < 1 {
-            return Err(ModelError::Config(format!("num_classes must be at least 1, got {}", self.num_classes)));
+            return Err(ModelError::Config(format!(
+                "num_classes must be at least 1, got {}",
+                self.num_classes
+            )));
         }
         Ok(())
     }
@@ -144,11 +157,19 @@ impl SegNet {
         let trunk = root.set_group(GROUP_BACKBONE);
         let head = root.set_group(GROUP_HEAD);
         let net = match cfg.backbone {
-            Backbone::Deeplabv2Resnet101 => {
-                Net::Deeplab(deeplab::DeepLabV2::new(&trunk, &head, cfg.num_classes, cfg.freeze_bn))
-            }
+            Backbone::Deeplabv2Resnet101 => Net::Deeplab(deeplab::DeepLabV2::new(
+                &trunk,
+                &head,
+                cfg.num_classes,
+                cfg.freeze_bn,
+            )),
             Backbone::Fcn8sVgg16 => Net::Fcn8s(fcn8s::Fcn8s::new(&trunk, &head, cfg.num_classes)),
-            Backbone::Enet => Net::Enet(enet::ENet::new(&trunk, &head, cfg.num_classes, cfg.freeze_bn)),
+            Backbone::Enet => Net::Enet(enet::ENet::new(
+                &trunk,
+                &head,
+                cfg.num_classes,
+                cfg.freeze_bn,
+            )),
         };
         Self { cfg: *cfg, net }
     }

@@ -52,7 +52,9 @@ pub(crate) enum Mapped {
 
 /// Variables of the classifier heads; every other variable belongs to a trunk.
 pub(crate) fn is_head_var(name: &str) -> bool {
-    ["layer5.", "score_", "upscore", "transposed_conv."].iter().any(|p| name.starts_with(p))
+    ["layer5.", "score_", "upscore", "transposed_conv."]
+        .iter()
+        .any(|p| name.starts_with(p))
 }
 
 /// torchvision `vgg16.features` indices of the 13 convolutions, in order.
@@ -60,11 +62,18 @@ const VGG_FEATURE_INDICES: [usize; 13] = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24
 
 fn vgg_conv_name(index: usize) -> Option<&'static str> {
     let pos = VGG_FEATURE_INDICES.iter().position(|&i| i == index)?;
-    crate::vgg::CONVS.iter().flat_map(|s| s.iter()).nth(pos).map(|c| c.0)
+    crate::vgg::CONVS
+        .iter()
+        .flat_map(|s| s.iter())
+        .nth(pos)
+        .map(|c| c.0)
 }
 
 fn var(name: impl Into<String>) -> Mapped {
-    Mapped::Var { name: name.into(), reshape: false }
+    Mapped::Var {
+        name: name.into(),
+        reshape: false,
+    }
 }
 
 fn torchvision(key: &str) -> Mapped {
@@ -79,13 +88,18 @@ fn torchvision(key: &str) -> Mapped {
     }
     for (fc, ours) in [("classifier.0.", "fc6."), ("classifier.3.", "fc7.")] {
         if let Some(param) = key.strip_prefix(fc) {
-            return Mapped::Var { name: format!("{ours}{param}"), reshape: true };
+            return Mapped::Var {
+                name: format!("{ours}{param}"),
+                reshape: true,
+            };
         }
     }
     var(key)
 }
 
-const DEEPLAB_TOP: [&str; 7] = ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "layer5"];
+const DEEPLAB_TOP: [&str; 7] = [
+    "conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "layer5",
+];
 
 fn fda_deeplab(key: &str) -> Mapped {
     let first = key.split('.').next().unwrap_or_default();
@@ -93,7 +107,9 @@ fn fda_deeplab(key: &str) -> Mapped {
         return var(key);
     }
     match key.split_once('.') {
-        Some((_, rest)) if rest.starts_with("layer5.") => Mapped::Skip("classifier of the DeepLab init"),
+        Some((_, rest)) if rest.starts_with("layer5.") => {
+            Mapped::Skip("classifier of the DeepLab init")
+        }
         Some((_, rest)) => var(rest),
         None => var(key),
     }
@@ -125,8 +141,20 @@ mod tests {
         assert_eq!(map_key(n, "features.2.bias"), to("conv1_2.bias"));
         assert_eq!(map_key(n, "features.14.weight"), to("conv3_3.weight"));
         assert_eq!(map_key(n, "features.28.bias"), to("conv5_3.bias"));
-        assert_eq!(map_key(n, "classifier.0.weight"), Mapped::Var { name: "fc6.weight".into(), reshape: true });
-        assert_eq!(map_key(n, "classifier.3.bias"), Mapped::Var { name: "fc7.bias".into(), reshape: true });
+        assert_eq!(
+            map_key(n, "classifier.0.weight"),
+            Mapped::Var {
+                name: "fc6.weight".into(),
+                reshape: true
+            }
+        );
+        assert_eq!(
+            map_key(n, "classifier.3.bias"),
+            Mapped::Var {
+                name: "fc7.bias".into(),
+                reshape: true
+            }
+        );
         assert!(matches!(map_key(n, "classifier.6.weight"), Mapped::Skip(_)));
         // Index 1 is a ReLU in torchvision: no such conv, left to be reported as unexpected.
         assert_eq!(map_key(n, "features.1.weight"), to("features.1.weight"));
@@ -135,29 +163,60 @@ mod tests {
     #[test]
     fn torchvision_resnet_keys_are_ours() {
         let n = WeightNaming::Torchvision;
-        assert_eq!(map_key(n, "layer3.22.bn2.running_var"), to("layer3.22.bn2.running_var"));
-        assert_eq!(map_key(n, "layer1.0.downsample.0.weight"), to("layer1.0.downsample.0.weight"));
+        assert_eq!(
+            map_key(n, "layer3.22.bn2.running_var"),
+            to("layer3.22.bn2.running_var")
+        );
+        assert_eq!(
+            map_key(n, "layer1.0.downsample.0.weight"),
+            to("layer1.0.downsample.0.weight")
+        );
         assert!(matches!(map_key(n, "fc.weight"), Mapped::Skip(_)));
-        assert!(matches!(map_key(n, "bn1.num_batches_tracked"), Mapped::Skip(_)));
+        assert!(matches!(
+            map_key(n, "bn1.num_batches_tracked"),
+            Mapped::Skip(_)
+        ));
     }
 
     #[test]
     fn fda_init_prefix_is_dropped_and_its_classifier_skipped() {
         let n = WeightNaming::FdaDeeplab;
         assert_eq!(map_key(n, "Scale.conv1.weight"), to("conv1.weight"));
-        assert_eq!(map_key(n, "Scale.layer4.2.bn3.bias"), to("layer4.2.bn3.bias"));
-        assert!(matches!(map_key(n, "Scale.layer5.conv2d_list.0.weight"), Mapped::Skip(_)));
+        assert_eq!(
+            map_key(n, "Scale.layer4.2.bn3.bias"),
+            to("layer4.2.bn3.bias")
+        );
+        assert!(matches!(
+            map_key(n, "Scale.layer5.conv2d_list.0.weight"),
+            Mapped::Skip(_)
+        ));
         // An FDA training snapshot: no prefix, its own 19-class head.
-        assert_eq!(map_key(n, "layer5.conv2d_list.3.bias"), to("layer5.conv2d_list.3.bias"));
-        assert_eq!(map_key(n, "layer2.1.conv2.weight"), to("layer2.1.conv2.weight"));
+        assert_eq!(
+            map_key(n, "layer5.conv2d_list.3.bias"),
+            to("layer5.conv2d_list.3.bias")
+        );
+        assert_eq!(
+            map_key(n, "layer2.1.conv2.weight"),
+            to("layer2.1.conv2.weight")
+        );
     }
 
     #[test]
     fn head_vars_of_every_backbone() {
-        for head in ["layer5.conv2d_list.0.weight", "score_fr.bias", "upscore8.weight", "transposed_conv.weight"] {
+        for head in [
+            "layer5.conv2d_list.0.weight",
+            "score_fr.bias",
+            "upscore8.weight",
+            "transposed_conv.weight",
+        ] {
             assert!(is_head_var(head), "{head}");
         }
-        for trunk in ["layer4.0.conv1.weight", "conv1_1.weight", "fc7.bias", "regular5_1.out_prelu.weight"] {
+        for trunk in [
+            "layer4.0.conv1.weight",
+            "conv1_1.weight",
+            "fc7.bias",
+            "regular5_1.out_prelu.weight",
+        ] {
             assert!(!is_head_var(trunk), "{trunk}");
         }
     }

@@ -26,12 +26,20 @@ impl Normalization {
     };
 
     /// torchvision's ImageNet input: RGB in 0..1, ImageNet mean and std.
-    pub const IMAGENET: Normalization =
-        Normalization { bgr: false, scale: 1.0 / 255.0, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+    pub const IMAGENET: Normalization = Normalization {
+        bgr: false,
+        scale: 1.0 / 255.0,
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+    };
 
     /// RGB in 0..1 and nothing else: `transforms.ToTensor()` only, as PyTorch-ENet trains.
-    pub const UNIT_RGB: Normalization =
-        Normalization { bgr: false, scale: 1.0 / 255.0, mean: [0.0; 3], std: [1.0; 3] };
+    pub const UNIT_RGB: Normalization = Normalization {
+        bgr: false,
+        scale: 1.0 / 255.0,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+    };
 
     /// The choice per backbone follows where its initial weights come from:
     /// - DeepLabV2: [`Self::FDA_CAFFE`]; FDA's DeepLab init (COCO, Caffe-converted) and its
@@ -48,7 +56,9 @@ impl Normalization {
     }
 
     fn per_channel(&self, v: [f32; 3], like: &Tensor) -> Tensor {
-        Tensor::from_slice(&v).to_device(like.device()).reshape([1, 3, 1, 1])
+        Tensor::from_slice(&v)
+            .to_device(like.device())
+            .reshape([1, 3, 1, 1])
     }
 
     /// `rgb`: (B, 3, H, W) RGB values in 0..255 of any kind (e.g. an FDA-translated image,
@@ -58,7 +68,11 @@ impl Normalization {
         let x = if self.bgr { x.flip([1]) } else { x };
         let mean = self.per_channel(self.mean, &x);
         let x = x * f64::from(self.scale) - mean;
-        if self.std == [1.0; 3] { x } else { x / self.per_channel(self.std, rgb) }
+        if self.std == [1.0; 3] {
+            x
+        } else {
+            x / self.per_channel(self.std, rgb)
+        }
     }
 
     /// `images`: (B, H, W, 3) u8 RGB, the layout images are stored in.
@@ -69,7 +83,10 @@ impl Normalization {
     /// Back to (B, 3, H, W) RGB float in 0..255 (unclamped), for previews.
     pub fn invert(&self, x: &Tensor) -> Tensor {
         let x = x.to_kind(Kind::Float);
-        let (std, mean) = (self.per_channel(self.std, &x), self.per_channel(self.mean, &x));
+        let (std, mean) = (
+            self.per_channel(self.std, &x),
+            self.per_channel(self.mean, &x),
+        );
         let x = (x * std + mean) / f64::from(self.scale);
         if self.bgr { x.flip([1]) } else { x }
     }
@@ -97,7 +114,13 @@ mod tests {
         let rgb = Tensor::randint(256, [2, 3, 4, 5], (Kind::Uint8, Device::Cpu));
         let n = Normalization::IMAGENET;
         let x = n.apply(&rgb);
-        let r = rgb.to_kind(Kind::Float).get(1).get(2).get(3).get(4).double_value(&[]);
+        let r = rgb
+            .to_kind(Kind::Float)
+            .get(1)
+            .get(2)
+            .get(3)
+            .get(4)
+            .double_value(&[]);
         let expect = (r / 255.0 - 0.406) / 0.225;
         assert!((x.double_value(&[1, 2, 3, 4]) - expect).abs() < 1e-5);
         let back = n.invert(&x);

@@ -7,8 +7,8 @@
 //! Parameter names and shapes equal torchvision's, so ImageNet weights in torchvision naming
 //! load as they are (FDA and ADVENT load ImageNet/COCO weights into this same layout).
 
-use tch::nn::Path;
 use tch::Tensor;
+use tch::nn::Path;
 
 use crate::layers::{BatchNorm2d, Conv2d, ConvOpts, WeightInit};
 
@@ -27,7 +27,15 @@ struct Bottleneck {
 }
 
 impl Bottleneck {
-    fn new(p: &Path, inplanes: i64, planes: i64, stride: i64, dilation: i64, downsample: bool, frozen_bn: bool) -> Self {
+    fn new(
+        p: &Path,
+        inplanes: i64,
+        planes: i64,
+        stride: i64,
+        dilation: i64,
+        downsample: bool,
+        frozen_bn: bool,
+    ) -> Self {
         let opts = ConvOpts::default().no_bias().init(INIT);
         let downsample = downsample.then(|| {
             let d = p / "downsample";
@@ -39,7 +47,13 @@ impl Bottleneck {
         Self {
             conv1: Conv2d::square(&(p / "conv1"), inplanes, planes, 1, opts.stride(stride)),
             bn1: BatchNorm2d::new(&(p / "bn1"), planes, frozen_bn),
-            conv2: Conv2d::square(&(p / "conv2"), planes, planes, 3, opts.padding(dilation).dilation(dilation)),
+            conv2: Conv2d::square(
+                &(p / "conv2"),
+                planes,
+                planes,
+                3,
+                opts.padding(dilation).dilation(dilation),
+            ),
             bn2: BatchNorm2d::new(&(p / "bn2"), planes, frozen_bn),
             conv3: Conv2d::square(&(p / "conv3"), planes, planes * 4, 1, opts),
             bn3: BatchNorm2d::new(&(p / "bn3"), planes * 4, frozen_bn),
@@ -71,10 +85,25 @@ pub(crate) const FEATURE_DIM: i64 = 2048;
 
 impl ResNet101Trunk {
     pub fn new(p: &Path, frozen_bn: bool) -> Self {
-        let conv1 = Conv2d::square(&(p / "conv1"), 3, 64, 7, ConvOpts::default().stride(2).padding(3).no_bias().init(INIT));
+        let conv1 = Conv2d::square(
+            &(p / "conv1"),
+            3,
+            64,
+            7,
+            ConvOpts::default()
+                .stride(2)
+                .padding(3)
+                .no_bias()
+                .init(INIT),
+        );
         let bn1 = BatchNorm2d::new(&(p / "bn1"), 64, frozen_bn);
         // (planes, blocks, stride, dilation) of layer1..layer4 for ResNet-101.
-        let spec = [(64, 3, 1, 1), (128, 4, 2, 1), (256, 23, 1, 2), (512, 3, 1, 4)];
+        let spec = [
+            (64, 3, 1, 1),
+            (128, 4, 2, 1),
+            (256, 23, 1, 2),
+            (512, 3, 1, 4),
+        ];
         let mut inplanes = 64;
         let mut layers = Vec::with_capacity(spec.len());
         for (i, &(planes, blocks, stride, dilation)) in spec.iter().enumerate() {
@@ -83,11 +112,22 @@ impl ResNet101Trunk {
             for b in 0..blocks {
                 let (s, ds) = if b == 0 {
                     // FDA's rule; true for every layer of ResNet-101.
-                    (stride, stride != 1 || inplanes != planes * 4 || dilation == 2 || dilation == 4)
+                    (
+                        stride,
+                        stride != 1 || inplanes != planes * 4 || dilation == 2 || dilation == 4,
+                    )
                 } else {
                     (1, false)
                 };
-                layer.push(Bottleneck::new(&(&lp / b), inplanes, planes, s, dilation, ds, frozen_bn));
+                layer.push(Bottleneck::new(
+                    &(&lp / b),
+                    inplanes,
+                    planes,
+                    s,
+                    dilation,
+                    ds,
+                    frozen_bn,
+                ));
                 inplanes = planes * 4;
             }
             layers.push(layer);

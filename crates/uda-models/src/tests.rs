@@ -11,21 +11,41 @@ use crate::*;
 
 fn build(backbone: Backbone, freeze_bn: bool) -> (VarStore, SegNet) {
     let vs = VarStore::new(Device::Cpu);
-    let net = SegNet::new(&vs.root(), &ModelConfig { backbone, num_classes: 5, freeze_bn });
+    let net = SegNet::new(
+        &vs.root(),
+        &ModelConfig {
+            backbone,
+            num_classes: 5,
+            freeze_bn,
+        },
+    );
     (vs, net)
 }
 
 fn groups(vs: &VarStore) -> (usize, usize) {
     let vars = vs.variables_.lock().unwrap();
-    let head = vars.trainable_variables.iter().filter(|v| v.group == GROUP_HEAD).count();
+    let head = vars
+        .trainable_variables
+        .iter()
+        .filter(|v| v.group == GROUP_HEAD)
+        .count();
     (vars.trainable_variables.len() - head, head)
 }
 
 /// Names of trainable variables in `group`, found by tensor identity.
 fn names_in_group(vs: &VarStore, group: usize) -> BTreeSet<String> {
     let vars = vs.variables_.lock().unwrap();
-    let ptrs: Vec<_> = vars.trainable_variables.iter().filter(|v| v.group == group).map(|v| v.tensor.data_ptr()).collect();
-    vars.named_variables.iter().filter(|(_, t)| ptrs.contains(&t.data_ptr())).map(|(n, _)| n.clone()).collect()
+    let ptrs: Vec<_> = vars
+        .trainable_variables
+        .iter()
+        .filter(|v| v.group == group)
+        .map(|v| v.tensor.data_ptr())
+        .collect();
+    vars.named_variables
+        .iter()
+        .filter(|(_, t)| ptrs.contains(&t.data_ptr()))
+        .map(|(n, _)| n.clone())
+        .collect()
 }
 
 fn check_groups_match_head_names(vs: &VarStore) {
@@ -40,7 +60,12 @@ fn check_groups_match_head_names(vs: &VarStore) {
 fn deeplab_shapes_groups_and_frozen_bn() {
     let (vs, net) = build(Backbone::Deeplabv2Resnet101, true);
     // ResNet-101 trunk (42.5M) + 4 ASPP convs of 2048*5*9 + 5.
-    let params: i64 = vs.variables().iter().filter(|(n, _)| !n.contains("running_")).map(|(_, t)| t.numel() as i64).sum();
+    let params: i64 = vs
+        .variables()
+        .iter()
+        .filter(|(n, _)| !n.contains("running_"))
+        .map(|(_, t)| t.numel() as i64)
+        .sum();
     assert_eq!(params, 42_500_160 + 4 * (2048 * 5 * 9 + 5));
     // With frozen BN only convolutions train: 104 trunk convs (incl. 4 downsample) + 8 head tensors.
     assert_eq!(groups(&vs), (104, 8));
@@ -104,15 +129,25 @@ fn save_then_load_native_restores_every_variable() {
     let file = dir.path().join("sub/enet.safetensors");
     let (vs, net) = build(Backbone::Enet, false);
     // Move the running statistics away from their initial values.
-    let _ = net.forward_t(&Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu)), true);
+    let _ = net.forward_t(
+        &Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu)),
+        true,
+    );
     save_safetensors(&vs, &file).unwrap();
 
     let (mut vs2, net2) = build(Backbone::Enet, false);
     let report = load_safetensors(&mut vs2, &file, WeightNaming::Native, true).unwrap();
     assert_eq!(report.loaded.len(), vs.variables().len());
-    assert!(report.missing.is_empty() && report.unexpected.is_empty() && report.not_covered.is_empty());
+    assert!(
+        report.missing.is_empty() && report.unexpected.is_empty() && report.not_covered.is_empty()
+    );
     let x = Tensor::randn([1, 3, 48, 40], (Kind::Float, Device::Cpu));
-    let (a, b) = tch::no_grad(|| (net.forward_t(&x, false).logits, net2.forward_t(&x, false).logits));
+    let (a, b) = tch::no_grad(|| {
+        (
+            net.forward_t(&x, false).logits,
+            net2.forward_t(&x, false).logits,
+        )
+    });
     assert!(a.allclose(&b, 0.0, 0.0, false));
 }
 
@@ -128,17 +163,30 @@ fn mismatched_files_fail_listing_every_problem_and_change_nothing() {
             *t = Tensor::zeros([16, 7, 3, 3], (Kind::Float, Device::Cpu));
         }
     }
-    named.push(("not.in.model".into(), Tensor::zeros([2], (Kind::Float, Device::Cpu))));
+    named.push((
+        "not.in.model".into(),
+        Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+    ));
     Tensor::write_safetensors(&named, &file).unwrap();
 
     let (mut vs2, _) = build(Backbone::Enet, false);
     let before = vs2.variables()["initial_block.main_branch.weight"].copy();
-    let err = load_safetensors(&mut vs2, &file, WeightNaming::Native, true).unwrap_err().to_string();
-    for needle in ["regular1_1.ext_conv1.0.weight", "not.in.model", "transposed_conv.weight", "[16, 7, 3, 3]"] {
+    let err = load_safetensors(&mut vs2, &file, WeightNaming::Native, true)
+        .unwrap_err()
+        .to_string();
+    for needle in [
+        "regular1_1.ext_conv1.0.weight",
+        "not.in.model",
+        "transposed_conv.weight",
+        "[16, 7, 3, 3]",
+    ] {
         assert!(err.contains(needle), "{needle} not in {err}");
     }
     let after = vs2.variables()["initial_block.main_branch.weight"].shallow_clone();
-    assert!(before.allclose(&after, 0.0, 0.0, false), "a failed load must not write");
+    assert!(
+        before.allclose(&after, 0.0, 0.0, false),
+        "a failed load must not write"
+    );
 
     // Non-strict still refuses a shape mismatch...
     assert!(load_safetensors(&mut vs2, &file, WeightNaming::Native, false).is_err());
@@ -146,7 +194,10 @@ fn mismatched_files_fail_listing_every_problem_and_change_nothing() {
     named.retain(|(n, _)| n != "transposed_conv.weight");
     Tensor::write_safetensors(&named, &file).unwrap();
     let r = load_safetensors(&mut vs2, &file, WeightNaming::Native, false).unwrap();
-    assert_eq!(r.missing, ["regular1_1.ext_conv1.0.weight", "transposed_conv.weight"]);
+    assert_eq!(
+        r.missing,
+        ["regular1_1.ext_conv1.0.weight", "transposed_conv.weight"]
+    );
     assert_eq!(r.unexpected, ["not.in.model"]);
 }
 
@@ -157,13 +208,23 @@ fn loads_under_a_prefix_and_accepts_enet_prelu_aliases() {
     let (vs, _) = build(Backbone::Enet, false);
     let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     // PyTorch-ENet's state_dict repeats each block's shared PReLU at every position.
-    named.push(("regular1_1.ext_conv1.2.weight".into(), Tensor::from_slice(&[0.25f32])));
-    named.push(("downsample1_0.ext_conv3.2.weight".into(), Tensor::from_slice(&[0.25f32])));
+    named.push((
+        "regular1_1.ext_conv1.2.weight".into(),
+        Tensor::from_slice(&[0.25f32]),
+    ));
+    named.push((
+        "downsample1_0.ext_conv3.2.weight".into(),
+        Tensor::from_slice(&[0.25f32]),
+    ));
     named.push(("bn.num_batches_tracked".into(), Tensor::from_slice(&[3i64])));
     Tensor::write_safetensors(&named, &file).unwrap();
 
     let mut vs2 = VarStore::new(Device::Cpu);
-    let cfg = ModelConfig { backbone: Backbone::Enet, num_classes: 5, freeze_bn: false };
+    let cfg = ModelConfig {
+        backbone: Backbone::Enet,
+        num_classes: 5,
+        freeze_bn: false,
+    };
     let _student = SegNet::new(&(vs2.root() / "student"), &cfg);
     let _other = (vs2.root() / "proj").zeros("weight", &[3]);
     let r = load_safetensors_under(&mut vs2, "student", &file, WeightNaming::Native, true).unwrap();
@@ -177,26 +238,50 @@ fn torchvision_naming_leaves_the_head_uncovered() {
     let file = dir.path().join("tv.safetensors");
     // A torchvision-named trunk saved from our own DeepLab (same names), plus torchvision extras.
     let (vs, _) = build(Backbone::Deeplabv2Resnet101, true);
-    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(n, _)| !is_head_var(n)).collect();
-    named.push(("fc.weight".into(), Tensor::zeros([1000, 2048], (Kind::Float, Device::Cpu))));
-    named.push(("layer1.0.bn1.num_batches_tracked".into(), Tensor::from_slice(&[1i64])));
+    let mut named: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(n, _)| !is_head_var(n))
+        .collect();
+    named.push((
+        "fc.weight".into(),
+        Tensor::zeros([1000, 2048], (Kind::Float, Device::Cpu)),
+    ));
+    named.push((
+        "layer1.0.bn1.num_batches_tracked".into(),
+        Tensor::from_slice(&[1i64]),
+    ));
     Tensor::write_safetensors(&named, &file).unwrap();
     let (mut vs2, _) = build(Backbone::Deeplabv2Resnet101, true);
     let r = load_safetensors(&mut vs2, &file, WeightNaming::Torchvision, true).unwrap();
     assert_eq!(r.not_covered.len(), 8);
     assert_eq!(r.skipped.len(), 2);
     // Native naming expects the head too.
-    let e = load_safetensors(&mut vs2, &file, WeightNaming::Native, true).unwrap_err().to_string();
-    assert!(e.contains("layer5.conv2d_list.0.weight") && e.contains("fc.weight"), "{e}");
+    let e = load_safetensors(&mut vs2, &file, WeightNaming::Native, true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("layer5.conv2d_list.0.weight") && e.contains("fc.weight"),
+        "{e}"
+    );
 }
 
 #[test]
 fn config_round_trips_through_yaml_names() {
-    let cfg: ModelConfig =
-        serde_json::from_str(r#"{"backbone":"deeplabv2-resnet101","num_classes":19,"freeze_bn":true}"#).unwrap();
+    let cfg: ModelConfig = serde_json::from_str(
+        r#"{"backbone":"deeplabv2-resnet101","num_classes":19,"freeze_bn":true}"#,
+    )
+    .unwrap();
     assert_eq!(cfg, ModelConfig::paper(Backbone::Deeplabv2Resnet101));
     for b in Backbone::ALL {
         assert_eq!(serde_json::to_string(&b).unwrap(), format!("\"{b}\""));
     }
-    assert!(ModelConfig { num_classes: 0, ..cfg }.validate().is_err());
+    assert!(
+        ModelConfig {
+            num_classes: 0,
+            ..cfg
+        }
+        .validate()
+        .is_err()
+    );
 }

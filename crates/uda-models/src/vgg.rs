@@ -3,8 +3,8 @@
 //! the classifier's fully connected layers recast as convolutions (`fc6` 7×7, `fc7` 1×1).
 //! torchvision's `vgg16` weights map onto it one to one (see `naming.rs`).
 
-use tch::nn::Path;
 use tch::Tensor;
+use tch::nn::Path;
 
 use crate::layers::{Conv2d, ConvOpts};
 
@@ -12,9 +12,21 @@ use crate::layers::{Conv2d, ConvOpts};
 pub(crate) const CONVS: [&[(&str, i64, i64)]; 5] = [
     &[("conv1_1", 3, 64), ("conv1_2", 64, 64)],
     &[("conv2_1", 64, 128), ("conv2_2", 128, 128)],
-    &[("conv3_1", 128, 256), ("conv3_2", 256, 256), ("conv3_3", 256, 256)],
-    &[("conv4_1", 256, 512), ("conv4_2", 512, 512), ("conv4_3", 512, 512)],
-    &[("conv5_1", 512, 512), ("conv5_2", 512, 512), ("conv5_3", 512, 512)],
+    &[
+        ("conv3_1", 128, 256),
+        ("conv3_2", 256, 256),
+        ("conv3_3", 256, 256),
+    ],
+    &[
+        ("conv4_1", 256, 512),
+        ("conv4_2", 512, 512),
+        ("conv4_3", 512, 512),
+    ],
+    &[
+        ("conv5_1", 512, 512),
+        ("conv5_2", 512, 512),
+        ("conv5_3", 512, 512),
+    ],
 ];
 
 pub(crate) const FC_DIM: i64 = 4096;

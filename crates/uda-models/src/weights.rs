@@ -43,7 +43,10 @@ fn kind_of(dtype: Dtype) -> Option<Kind> {
 }
 
 fn is_float(kind: Kind) -> bool {
-    matches!(kind, Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16)
+    matches!(
+        kind,
+        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+    )
 }
 
 /// Loads `path` into every variable of `vs`; see [`load_safetensors_under`].
@@ -70,12 +73,24 @@ pub fn load_safetensors_under(
     naming: WeightNaming,
     strict: bool,
 ) -> Result<LoadReport, ModelError> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_owned(), source })?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| ModelError::SafeTensors { path: path.to_owned(), message: format!("{e:?}") })?;
-    let dotted = if prefix.is_empty() { String::new() } else { format!("{prefix}.") };
-    let vars: BTreeMap<String, Tensor> =
-        vs.variables().into_iter().filter_map(|(k, v)| Some((k.strip_prefix(&dotted)?.to_owned(), v))).collect();
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::SafeTensors {
+        path: path.to_owned(),
+        message: format!("{e:?}"),
+    })?;
+    let dotted = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}.")
+    };
+    let vars: BTreeMap<String, Tensor> = vs
+        .variables()
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(&dotted)?.to_owned(), v)))
+        .collect();
 
     let mut report = LoadReport::default();
     let mut plan: Vec<(String, String)> = Vec::new(); // (file key, var name)
@@ -84,7 +99,10 @@ pub fn load_safetensors_under(
     let mut keys: Vec<String> = st.names().into_iter().cloned().collect();
     keys.sort();
     for key in keys {
-        let view = st.tensor(&key).map_err(|e| ModelError::SafeTensors { path: path.to_owned(), message: format!("{e:?}") })?;
+        let view = st.tensor(&key).map_err(|e| ModelError::SafeTensors {
+            path: path.to_owned(),
+            message: format!("{e:?}"),
+        })?;
         let (name, reshape) = match map_key(naming, &key) {
             Mapped::Skip(why) => {
                 report.skipped.push((key, why.to_owned()));
@@ -95,7 +113,10 @@ pub fn load_safetensors_under(
         let Some(var) = vars.get(&name) else {
             match crate::enet::prelu_alias(&key) {
                 Some(canonical) if vars.contains_key(&canonical) => {
-                    report.skipped.push((key, format!("repeated entry of the shared PReLU {canonical}")));
+                    report.skipped.push((
+                        key,
+                        format!("repeated entry of the shared PReLU {canonical}"),
+                    ));
                 }
                 _ => report.unexpected.push(key),
             }
@@ -104,9 +125,15 @@ pub fn load_safetensors_under(
         let file_shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         let model_shape = var.size();
         let fits = file_shape == model_shape
-            || (reshape && file_shape.iter().product::<i64>() == model_shape.iter().product::<i64>());
+            || (reshape
+                && file_shape.iter().product::<i64>() == model_shape.iter().product::<i64>());
         if !fits {
-            mismatched.push(ShapeMismatch { key, var: name, file_shape, model_shape });
+            mismatched.push(ShapeMismatch {
+                key,
+                var: name,
+                file_shape,
+                model_shape,
+            });
             continue;
         }
         let kind_ok = kind_of(view.dtype()).is_some_and(|k| is_float(k) == is_float(var.kind()));
@@ -138,7 +165,10 @@ pub fn load_safetensors_under(
             report.missing.push(name.clone());
         }
     }
-    if !mismatched.is_empty() || !duplicated.is_empty() || (strict && !(report.missing.is_empty() && report.unexpected.is_empty())) {
+    if !mismatched.is_empty()
+        || !duplicated.is_empty()
+        || (strict && !(report.missing.is_empty() && report.unexpected.is_empty()))
+    {
         return Err(ModelError::Mismatch {
             path: path.to_owned(),
             naming: naming.to_string(),
@@ -151,7 +181,10 @@ pub fn load_safetensors_under(
 
     tch::no_grad(|| -> Result<(), ModelError> {
         for (key, name) in &plan {
-            let view = st.tensor(key).map_err(|e| ModelError::SafeTensors { path: path.to_owned(), message: format!("{e:?}") })?;
+            let view = st.tensor(key).map_err(|e| ModelError::SafeTensors {
+                path: path.to_owned(),
+                message: format!("{e:?}"),
+            })?;
             let kind = kind_of(view.dtype()).expect("checked while planning");
             let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
             let mut var = vars[name].shallow_clone();
@@ -175,10 +208,16 @@ pub fn save_safetensors(vs: &VarStore, path: &Path) -> Result<(), ModelError> {
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| ModelError::Io { path: dir.to_owned(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| ModelError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
     }
     // Write beside and rename, so a crash never leaves a truncated checkpoint under the name.
     let tmp = path.with_extension("safetensors.partial");
     Tensor::write_safetensors(&named, &tmp)?;
-    std::fs::rename(&tmp, path).map_err(|source| ModelError::Io { path: path.to_owned(), source })
+    std::fs::rename(&tmp, path).map_err(|source| ModelError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }

@@ -18,12 +18,21 @@ fn python(code: &str, dir: &Path) {
         .current_dir(dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn convert(dir: &Path, args: &[&str]) -> Output {
     let script = common::workspace_root().join("scripts/convert_pth.py");
-    Command::new(common::python()).arg(script).args(args).current_dir(dir).output().unwrap()
+    Command::new(common::python())
+        .arg(script)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -45,13 +54,37 @@ fn nested_prefixed_checkpoint_converts_and_loads() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("non-tensor") && err.contains("--key"), "{err}");
 
-    let out = convert(dir.path(), &["ckpt.pth", "enet.safetensors", "--key", "state_dict", "--prefix-strip", "module."]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = convert(
+        dir.path(),
+        &[
+            "ckpt.pth",
+            "enet.safetensors",
+            "--key",
+            "state_dict",
+            "--prefix-strip",
+            "module.",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut vs = VarStore::new(Device::Cpu);
-    let cfg = ModelConfig { backbone: Backbone::Enet, num_classes: 19, freeze_bn: false };
+    let cfg = ModelConfig {
+        backbone: Backbone::Enet,
+        num_classes: 19,
+        freeze_bn: false,
+    };
     let _net = SegNet::new(&vs.root(), &cfg);
-    let report = load_safetensors(&mut vs, &dir.path().join("enet.safetensors"), WeightNaming::Native, true).unwrap();
+    let report = load_safetensors(
+        &mut vs,
+        &dir.path().join("enet.safetensors"),
+        WeightNaming::Native,
+        true,
+    )
+    .unwrap();
     assert_eq!(report.loaded.len(), vs.variables().len());
 
     // The converted values are the checkpoint's: compare one tensor saved on its own.

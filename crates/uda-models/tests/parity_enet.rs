@@ -13,11 +13,28 @@ fn enet_matches_pytorch() {
     common::run_reference("enet", dir.path());
 
     let mut vs = VarStore::new(Device::Cpu);
-    let cfg = ModelConfig { backbone: Backbone::Enet, num_classes: 19, freeze_bn: false };
+    let cfg = ModelConfig {
+        backbone: Backbone::Enet,
+        num_classes: 19,
+        freeze_bn: false,
+    };
     let net = SegNet::new(&vs.root(), &cfg);
-    let report = load_safetensors(&mut vs, &dir.path().join("weights.safetensors"), WeightNaming::Native, true).unwrap();
+    let report = load_safetensors(
+        &mut vs,
+        &dir.path().join("weights.safetensors"),
+        WeightNaming::Native,
+        true,
+    )
+    .unwrap();
     assert_eq!(report.loaded.len(), vs.variables().len());
-    assert!(report.skipped.iter().any(|(k, _)| k == "regular1_1.ext_conv1.2.weight"), "{:?}", report.skipped);
+    assert!(
+        report
+            .skipped
+            .iter()
+            .any(|(k, _)| k == "regular1_1.ext_conv1.2.weight"),
+        "{:?}",
+        report.skipped
+    );
 
     let io = common::read(&dir.path().join("io.safetensors"));
     let x = &io["input"];
@@ -26,8 +43,14 @@ fn enet_matches_pytorch() {
     common::assert_close("features", &out.features, &io["features"]);
 
     let out = net.forward_t(x, false);
-    (out.logits * &io["loss_weight"]).sum(Kind::Float).backward();
-    for name in ["initial_block.main_branch.weight", "asymmetric2_3.ext_conv2.3.weight", "transposed_conv.weight"] {
+    (out.logits * &io["loss_weight"])
+        .sum(Kind::Float)
+        .backward();
+    for name in [
+        "initial_block.main_branch.weight",
+        "asymmetric2_3.ext_conv2.3.weight",
+        "transposed_conv.weight",
+    ] {
         let grad = vs.variables()[name].grad();
         common::assert_close(&format!("grad {name}"), &grad, &io[&format!("grad.{name}")]);
     }

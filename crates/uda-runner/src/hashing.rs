@@ -83,40 +83,72 @@ pub fn tree_hash(files: &[FileEntry]) -> Hash {
 
 /// Lists the regular files under `root` (following symlinks), sorted, with their stats.
 /// A single file is listed as itself with an empty relative path.
+///
+/// Directories are read one by one (the file type comes from `readdir`, no `stat` needed) and the
+/// files are then `stat`ed in parallel: on a 25,000-file dataset the stats are most of the cost.
 pub fn walk(root: &Path) -> Result<Vec<(String, PathBuf, Stat)>> {
     let meta = std::fs::metadata(root).ctx(|| format!("reading {}", root.display()))?;
     if meta.is_file() {
         return Ok(vec![(String::new(), root.to_path_buf(), Stat::of(&meta))]);
     }
-    let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(root)
-        .follow_links(true)
-        .sort_by_file_name()
-    {
-        let entry = entry.map_err(|e| RunnerError::Io {
-            context: format!("walking {}", root.display()),
-            source: e
-                .into_io_error()
-                .unwrap_or_else(|| std::io::Error::other("filesystem loop")),
-        })?;
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let meta = entry.metadata().map_err(|e| RunnerError::Io {
-            context: format!("reading {}", entry.path().display()),
-            source: e
-                .into_io_error()
-                .unwrap_or_else(|| std::io::Error::other("metadata")),
-        })?;
-        let rel = entry
-            .path()
-            .strip_prefix(root)
-            .unwrap_or(entry.path())
-            .to_string_lossy()
-            .into_owned();
-        out.push((rel, entry.path().to_path_buf(), Stat::of(&meta)));
-    }
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    let mut seen_dirs = std::collections::HashSet::new();
+    seen_dirs.insert((meta.dev(), meta.ino()));
+    list_dir(root, "", &mut files, &mut seen_dirs)?;
+    let mut out: Vec<(String, PathBuf, Stat)> = files
+        .into_par_iter()
+        .map(|(rel, path)| {
+            let meta = std::fs::metadata(&path).ctx(|| format!("reading {}", path.display()))?;
+            Ok((rel, path, Stat::of(&meta)))
+        })
+        .collect::<Result<_>>()?;
+    out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+fn list_dir(
+    dir: &Path,
+    rel: &str,
+    files: &mut Vec<(String, PathBuf)>,
+    seen: &mut std::collections::HashSet<(u64, u64)>,
+) -> Result<()> {
+    let rd = std::fs::read_dir(dir).ctx(|| format!("reading folder {}", dir.display()))?;
+    for e in rd {
+        let e = e.ctx(|| format!("reading folder {}", dir.display()))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let child_rel = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let path = e.path();
+        let ft = e
+            .file_type()
+            .ctx(|| format!("reading {}", path.display()))?;
+        let is_dir = if ft.is_symlink() {
+            // Follow links; a dangling link is an error (the input is incomplete).
+            let m =
+                std::fs::metadata(&path).ctx(|| format!("following link {}", path.display()))?;
+            if m.is_dir() && !seen.insert((m.dev(), m.ino())) {
+                return Err(RunnerError::io(
+                    format!("walking {}", path.display()),
+                    std::io::Error::other("symlink loop (or one folder linked twice)"),
+                ));
+            }
+            if !m.is_dir() && !m.is_file() {
+                continue;
+            }
+            m.is_dir()
+        } else {
+            ft.is_dir()
+        };
+        if is_dir {
+            list_dir(&path, &child_rel, files, seen)?;
+        } else if ft.is_file() || ft.is_symlink() {
+            files.push((child_rel, path));
+        }
+    }
+    Ok(())
 }
 
 /// A stat memo for one tree, stored as a small text file under the cache's `state/` folder.
@@ -383,6 +415,31 @@ mod tests {
         hash_tree_memo(&f, &memo).unwrap();
         // Written within the racy window: the next run must read it again.
         assert_eq!(hash_tree_memo(&f, &memo).unwrap().rehashed, 1);
+    }
+
+    #[test]
+    fn links_are_followed_and_loops_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir_all(real.join("sub")).unwrap();
+        std::fs::write(real.join("sub/x.txt"), "x").unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        std::os::unix::fs::symlink(&real, root.join("linked")).unwrap();
+        std::os::unix::fs::symlink(real.join("sub/x.txt"), root.join("file-link")).unwrap();
+        let rels: Vec<String> = walk(&root)
+            .unwrap()
+            .into_iter()
+            .map(|(r, _, _)| r)
+            .collect();
+        assert_eq!(rels, ["file-link", "linked/sub/x.txt"]);
+        std::os::unix::fs::symlink(&root, root.join("loop")).unwrap();
+        assert!(
+            walk(&root)
+                .unwrap_err()
+                .to_string()
+                .contains("symlink loop")
+        );
     }
 
     #[test]

@@ -18,16 +18,41 @@ impl StageArgs {
     fn command(kind: &'static str, doc: &'static str) -> Command {
         Command::new(kind)
             .about(doc)
-            .arg(Arg::new("out").long("out").value_name("DIR").value_parser(clap::value_parser!(PathBuf))
-                .help("Output folder (must not exist; written atomically)"))
-            .arg(Arg::new("input").long("input").value_name("NAME=PATH").action(ArgAction::Append)
-                .help("An input folder, by the name the stage declares (see --describe)"))
-            .arg(Arg::new("params").long("params").value_name("FILE").value_parser(clap::value_parser!(PathBuf))
-                .help("JSON or YAML object of params"))
-            .arg(Arg::new("param").long("param").short('p').value_name("KEY=VALUE").action(ArgAction::Append)
-                .help("Set one param (YAML value); wins over --params"))
-            .arg(Arg::new("describe").long("describe").action(ArgAction::SetTrue)
-                .help("Print inputs, outputs and params with defaults as JSON, then exit"))
+            .arg(
+                Arg::new("out")
+                    .long("out")
+                    .value_name("DIR")
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .help("Output folder (must not exist; written atomically)"),
+            )
+            .arg(
+                Arg::new("input")
+                    .long("input")
+                    .value_name("NAME=PATH")
+                    .action(ArgAction::Append)
+                    .help("An input folder, by the name the stage declares (see --describe)"),
+            )
+            .arg(
+                Arg::new("params")
+                    .long("params")
+                    .value_name("FILE")
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .help("JSON or YAML object of params"),
+            )
+            .arg(
+                Arg::new("param")
+                    .long("param")
+                    .short('p')
+                    .value_name("KEY=VALUE")
+                    .action(ArgAction::Append)
+                    .help("Set one param (YAML value); wins over --params"),
+            )
+            .arg(
+                Arg::new("describe")
+                    .long("describe")
+                    .action(ArgAction::SetTrue)
+                    .help("Print inputs, outputs and params with defaults as JSON, then exit"),
+            )
     }
 
     /// Parses `std::env::args()` for a stage of the given kind.
@@ -35,7 +60,11 @@ impl StageArgs {
         Self::try_parse_from_iter(kind, doc, std::env::args_os())
     }
 
-    pub fn try_parse_from_iter<I, T>(kind: &'static str, doc: &'static str, it: I) -> Result<Self, clap::Error>
+    pub fn try_parse_from_iter<I, T>(
+        kind: &'static str,
+        doc: &'static str,
+        it: I,
+    ) -> Result<Self, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
@@ -44,7 +73,10 @@ impl StageArgs {
         let m = cmd.clone().try_get_matches_from(it)?;
         let split = |s: &String, what: &str| -> Result<(String, String), clap::Error> {
             parse_assignment(s).ok_or_else(|| {
-                cmd.clone().error(clap::error::ErrorKind::ValueValidation, format!("{what} '{s}' is not of the form NAME=VALUE"))
+                cmd.clone().error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("{what} '{s}' is not of the form NAME=VALUE"),
+                )
             })
         };
         let mut inputs = Vec::new();
@@ -71,21 +103,31 @@ impl StageArgs {
         let mut value = match &self.params_file {
             None => serde_json::Value::Object(Default::default()),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ContractError::ParamsFile { path: path.clone(), message: e.to_string() })?;
-                let v: serde_json::Value = serde_saphyr::from_str(&text)
-                    .map_err(|e| ContractError::ParamsFile { path: path.clone(), message: e.to_string() })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| ContractError::ParamsFile {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                let v: serde_json::Value =
+                    serde_saphyr::from_str(&text).map_err(|e| ContractError::ParamsFile {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
                 if !v.is_object() {
-                    return Err(ContractError::ParamsFile { path: path.clone(), message: "expected a mapping of param names to values".into() });
+                    return Err(ContractError::ParamsFile {
+                        path: path.clone(),
+                        message: "expected a mapping of param names to values".into(),
+                    });
                 }
                 v
             }
         };
         for (key, raw) in &self.params {
-            let parsed: serde_json::Value = serde_saphyr::from_str(raw).map_err(|e| ContractError::BadParams {
-                kind: kind.into(),
-                message: format!("--param {key}={raw}: not a valid value ({e})"),
-            })?;
+            let parsed: serde_json::Value =
+                serde_saphyr::from_str(raw).map_err(|e| ContractError::BadParams {
+                    kind: kind.into(),
+                    message: format!("--param {key}={raw}: not a valid value ({e})"),
+                })?;
             set_dotted(&mut value, key, parsed);
         }
         Ok(value)
@@ -111,6 +153,8 @@ fn set_dotted(root: &mut serde_json::Value, key: &str, value: serde_json::Value)
             obj.insert(part.to_string(), value);
             return;
         }
-        cur = obj.entry(part.to_string()).or_insert_with(|| serde_json::Value::Object(Default::default()));
+        cur = obj
+            .entry(part.to_string())
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
     }
 }

@@ -43,10 +43,20 @@ pub const METRICS_FILE: &str = "metrics.json";
 /// Errors of the contract itself (argument and param handling); stages add their own.
 #[derive(Debug, thiserror::Error)]
 pub enum ContractError {
-    #[error("missing required input '{name}' (pass --input {name}=PATH); stage {kind} needs: {all}")]
-    MissingInput { kind: String, name: String, all: String },
+    #[error(
+        "missing required input '{name}' (pass --input {name}=PATH); stage {kind} needs: {all}"
+    )]
+    MissingInput {
+        kind: String,
+        name: String,
+        all: String,
+    },
     #[error("unknown input '{name}' for stage {kind}; it takes: {all}")]
-    UnknownInput { kind: String, name: String, all: String },
+    UnknownInput {
+        kind: String,
+        name: String,
+        all: String,
+    },
     #[error("input '{name}' = {path}: no such file or folder")]
     InputNotFound { name: String, path: PathBuf },
     #[error("bad params for stage {kind}: {message}")]
@@ -56,7 +66,11 @@ pub enum ContractError {
     #[error("output folder {0} already exists; choose a new --out or remove it")]
     OutExists(PathBuf),
     #[error("{context}: {source}")]
-    Io { context: String, #[source] source: std::io::Error },
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// One declared input of a stage.
@@ -121,7 +135,12 @@ pub struct StageContext {
 impl StageContext {
     /// A context for calling a stage's `run` directly (tests, benchmarks, other tools).
     pub fn new(kind: &'static str, inputs: BTreeMap<String, PathBuf>, out: PathBuf) -> Self {
-        Self { kind, inputs, out, progress_mode: ProgressMode::from_env() }
+        Self {
+            kind,
+            inputs,
+            out,
+            progress_mode: ProgressMode::from_env(),
+        }
     }
 
     pub fn kind(&self) -> &'static str {
@@ -155,7 +174,10 @@ impl StageContext {
     }
 
     /// Writes `metrics.json` (a flat object of headline numbers) into the output folder.
-    pub fn write_metrics(&self, metrics: &BTreeMap<String, serde_json::Value>) -> anyhow::Result<()> {
+    pub fn write_metrics(
+        &self,
+        metrics: &BTreeMap<String, serde_json::Value>,
+    ) -> anyhow::Result<()> {
         let path = self.out.join(METRICS_FILE);
         let text = serde_json::to_string_pretty(metrics)?;
         std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
@@ -163,8 +185,14 @@ impl StageContext {
 }
 
 /// Parses params from a JSON object, naming the offending key in the error.
-pub fn params_from_value<P: DeserializeOwned>(kind: &str, value: serde_json::Value) -> Result<P, ContractError> {
-    serde_json::from_value(value).map_err(|e| ContractError::BadParams { kind: kind.to_string(), message: e.to_string() })
+pub fn params_from_value<P: DeserializeOwned>(
+    kind: &str,
+    value: serde_json::Value,
+) -> Result<P, ContractError> {
+    serde_json::from_value(value).map_err(|e| ContractError::BadParams {
+        kind: kind.to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// The whole `main` of a stage binary: parse arguments, validate, run into a staging folder,
@@ -174,11 +202,18 @@ pub fn stage_main<S: Stage>() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     if args.describe {
-        println!("{}", serde_json::to_string_pretty(&S::describe()).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&S::describe()).unwrap_or_default()
+        );
         return ExitCode::SUCCESS;
     }
     match run_stage::<S>(&args) {
@@ -205,22 +240,36 @@ pub fn run_stage<S: Stage>(args: &StageArgs) -> anyhow::Result<()> {
     if staging.exists() {
         std::fs::remove_dir_all(&staging).ok();
     }
-    std::fs::create_dir_all(&staging)
-        .map_err(|source| ContractError::Io { context: format!("creating {}", staging.display()), source })?;
-    let ctx = StageContext { kind: S::KIND, inputs, out: staging.clone(), progress_mode: ProgressMode::from_env() };
+    std::fs::create_dir_all(&staging).map_err(|source| ContractError::Io {
+        context: format!("creating {}", staging.display()),
+        source,
+    })?;
+    let ctx = StageContext {
+        kind: S::KIND,
+        inputs,
+        out: staging.clone(),
+        progress_mode: ProgressMode::from_env(),
+    };
     if let Err(e) = S::run(&ctx, &params) {
         std::fs::remove_dir_all(&staging).ok();
         return Err(e);
     }
     std::fs::rename(&staging, &out).map_err(|source| ContractError::Io {
-        context: format!("moving {} into place as {}", staging.display(), out.display()),
+        context: format!(
+            "moving {} into place as {}",
+            staging.display(),
+            out.display()
+        ),
         source,
     })?;
     Ok(())
 }
 
 fn staging_path(out: &Path) -> PathBuf {
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     out.with_file_name(format!("{name}.partial-{}", std::process::id()))
 }
 
@@ -233,16 +282,27 @@ fn resolve_inputs(
     let mut inputs = BTreeMap::new();
     for (name, path) in given {
         if !specs.iter().any(|s| s.name == name) {
-            return Err(ContractError::UnknownInput { kind: kind.into(), name: name.clone(), all });
+            return Err(ContractError::UnknownInput {
+                kind: kind.into(),
+                name: name.clone(),
+                all,
+            });
         }
         if !path.exists() {
-            return Err(ContractError::InputNotFound { name: name.clone(), path: path.clone() });
+            return Err(ContractError::InputNotFound {
+                name: name.clone(),
+                path: path.clone(),
+            });
         }
         inputs.insert(name.clone(), path.clone());
     }
     for spec in specs.iter().filter(|s| s.required) {
         if !inputs.contains_key(spec.name) {
-            return Err(ContractError::MissingInput { kind: kind.into(), name: spec.name.into(), all });
+            return Err(ContractError::MissingInput {
+                kind: kind.into(),
+                name: spec.name.into(),
+                all,
+            });
         }
     }
     Ok(inputs)

@@ -105,7 +105,9 @@ impl Progress {
         if self.mode != ProgressMode::JsonLines {
             return;
         }
-        let Ok(mut last) = self.last_line.lock() else { return };
+        let Ok(mut last) = self.last_line.lock() else {
+            return;
+        };
         if !force && last.elapsed() < LINE_INTERVAL && self.done() < self.total {
             return;
         }
@@ -127,7 +129,11 @@ pub fn parse_progress_line(line: &str) -> Option<ProgressUpdate> {
         label: p.get("label")?.as_str()?.to_string(),
         done: p.get("done")?.as_u64()?,
         total: p.get("total")?.as_u64()?,
-        message: p.get("message").and_then(|m| m.as_str()).unwrap_or_default().to_string(),
+        message: p
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or_default()
+            .to_string(),
     })
 }
 

@@ -11,7 +11,11 @@ struct EchoParams {
 
 impl Default for EchoParams {
     fn default() -> Self {
-        Self { beta: 0.01, sizes: vec![64, 128], name: "x".into() }
+        Self {
+            beta: 0.01,
+            sizes: vec![64, 128],
+            name: "x".into(),
+        }
     }
 }
 
@@ -21,10 +25,17 @@ impl Stage for Echo {
     const DOC: &'static str = "writes its params";
     type Params = EchoParams;
     fn inputs() -> Vec<InputSpec> {
-        vec![InputSpec { name: "data", doc: "a folder", required: true }]
+        vec![InputSpec {
+            name: "data",
+            doc: "a folder",
+            required: true,
+        }]
     }
     fn outputs() -> Vec<OutputSpec> {
-        vec![OutputSpec { name: "params.json", doc: "the params" }]
+        vec![OutputSpec {
+            name: "params.json",
+            doc: "the params",
+        }]
     }
     fn run(ctx: &StageContext, params: &EchoParams) -> anyhow::Result<()> {
         if params.name == "fail" {
@@ -37,7 +48,8 @@ impl Stage for Echo {
 }
 
 fn args(v: &[&str]) -> StageArgs {
-    StageArgs::try_parse_from_iter("echo", "", std::iter::once("echo").chain(v.iter().copied())).unwrap()
+    StageArgs::try_parse_from_iter("echo", "", std::iter::once("echo").chain(v.iter().copied()))
+        .unwrap()
 }
 
 #[test]
@@ -45,18 +57,36 @@ fn params_merge_file_then_flags() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("p.yaml");
     std::fs::write(&file, "beta: 0.05\nname: from-file\n").unwrap();
-    let a = args(&["--params", file.to_str().unwrap(), "-p", "name=flag", "--param", "sizes=[1, 2]"]);
+    let a = args(&[
+        "--params",
+        file.to_str().unwrap(),
+        "-p",
+        "name=flag",
+        "--param",
+        "sizes=[1, 2]",
+    ]);
     let p: EchoParams = params_from_value("echo", a.params_value("echo").unwrap()).unwrap();
-    assert_eq!(p, EchoParams { beta: 0.05, sizes: vec![1, 2], name: "flag".into() });
+    assert_eq!(
+        p,
+        EchoParams {
+            beta: 0.05,
+            sizes: vec![1, 2],
+            name: "flag".into()
+        }
+    );
 }
 
 #[test]
 fn unknown_and_mistyped_params_name_the_key() {
     let a = args(&["-p", "bta=0.1"]);
-    let e = params_from_value::<EchoParams>("echo", a.params_value("echo").unwrap()).unwrap_err().to_string();
+    let e = params_from_value::<EchoParams>("echo", a.params_value("echo").unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("bta"), "{e}");
     let a = args(&["-p", "beta=abc"]);
-    let e = params_from_value::<EchoParams>("echo", a.params_value("echo").unwrap()).unwrap_err().to_string();
+    let e = params_from_value::<EchoParams>("echo", a.params_value("echo").unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("invalid type"), "{e}");
 }
 
@@ -70,29 +100,58 @@ fn run_moves_outputs_into_place_and_cleans_up_on_failure() {
     run_stage::<Echo>(&args(&["--out", out.to_str().unwrap(), "--input", &input])).unwrap();
     assert!(out.join("params.json").exists());
     // The output folder is never overwritten.
-    let e = run_stage::<Echo>(&args(&["--out", out.to_str().unwrap(), "--input", &input])).unwrap_err();
+    let e =
+        run_stage::<Echo>(&args(&["--out", out.to_str().unwrap(), "--input", &input])).unwrap_err();
     assert!(e.to_string().contains("already exists"), "{e}");
 
     let failed = dir.path().join("failed");
-    let e = run_stage::<Echo>(&args(&["--out", failed.to_str().unwrap(), "--input", &input, "-p", "name=fail"]))
-        .unwrap_err();
+    let e = run_stage::<Echo>(&args(&[
+        "--out",
+        failed.to_str().unwrap(),
+        "--input",
+        &input,
+        "-p",
+        "name=fail",
+    ]))
+    .unwrap_err();
     assert!(e.to_string().contains("asked to fail"));
     assert!(!failed.exists());
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(leftovers.len(), 2, "staging folder left behind: {leftovers:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "staging folder left behind: {leftovers:?}"
+    );
 }
 
 #[test]
 fn inputs_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let e = run_stage::<Echo>(&args(&["--out", out.to_str().unwrap()])).unwrap_err().to_string();
-    assert!(e.contains("missing required input 'data'"), "{e}");
-    let e = run_stage::<Echo>(&args(&["--out", out.to_str().unwrap(), "--input", "data=/nonexistent/x"]))
+    let e = run_stage::<Echo>(&args(&["--out", out.to_str().unwrap()]))
         .unwrap_err()
         .to_string();
+    assert!(e.contains("missing required input 'data'"), "{e}");
+    let e = run_stage::<Echo>(&args(&[
+        "--out",
+        out.to_str().unwrap(),
+        "--input",
+        "data=/nonexistent/x",
+    ]))
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("/nonexistent/x"), "{e}");
-    let e = run_stage::<Echo>(&args(&["--out", out.to_str().unwrap(), "--input", "dta=/tmp"])).unwrap_err().to_string();
+    let e = run_stage::<Echo>(&args(&[
+        "--out",
+        out.to_str().unwrap(),
+        "--input",
+        "dta=/tmp",
+    ]))
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("unknown input 'dta'"), "{e}");
 }
 
@@ -105,7 +164,8 @@ fn describe_lists_defaults_with_types() {
 
 #[test]
 fn progress_lines_round_trip() {
-    let line = r#"{"uda_progress":{"stage":"s","label":"resize","done":3,"total":10,"message":"x"}}"#;
+    let line =
+        r#"{"uda_progress":{"stage":"s","label":"resize","done":3,"total":10,"message":"x"}}"#;
     let u = parse_progress_line(line).unwrap();
     assert_eq!((u.done, u.total, u.label.as_str()), (3, 10, "resize"));
     assert!(parse_progress_line("plain log line").is_none());

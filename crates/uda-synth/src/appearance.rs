@@ -46,7 +46,7 @@ impl TargetStyle {
         let mut palette = [[1.0; 3]; NUM_CLASSES];
         for tint in &mut palette {
             for c in tint.iter_mut() {
-                *c = 1.0 + shift.palette * uniform(&mut rng, -0.5, 0.5);
+                *c = 1.0 + (shift.palette as f32) * uniform(&mut rng, -0.5, 0.5);
             }
         }
         Self { wb_dir, palette }
@@ -85,18 +85,19 @@ impl TargetLight {
         let cast = [warm, uniform(rng, -0.2, 0.2), -warm];
         let wb_jitter = [uniform(rng, -0.3, 0.3), 0.0, uniform(rng, -0.3, 0.3)];
         Self {
-            illum: shift.illumination * uniform(rng, 0.5, 1.0),
+            illum: (shift.illumination as f32) * uniform(rng, 0.5, 1.0),
             illum_theta: uniform(rng, 0.0, tau),
-            vignette: shift.vignetting * uniform(rng, 0.7, 1.0),
+            vignette: (shift.vignetting as f32) * uniform(rng, 0.7, 1.0),
             vig_centre: (uniform(rng, 0.4, 0.6), uniform(rng, 0.4, 0.6)),
-            cast: cast.map(|c| c * shift.colour_cast * uniform(rng, 0.6, 1.0)),
+            cast: cast.map(|c| c * (shift.colour_cast as f32) * uniform(rng, 0.6, 1.0)),
             cast_theta: uniform(rng, 0.0, tau),
             cast_offset: uniform(rng, -0.4, 0.4),
             cast_width: uniform(rng, 0.15, 0.4),
-            haze: shift.haze * uniform(rng, 0.5, 1.0),
+            haze: (shift.haze as f32) * uniform(rng, 0.5, 1.0),
             haze_centre: (uniform(rng, 0.0, 1.0), uniform(rng, 0.0, 0.7)),
             haze_radius: uniform(rng, 0.25, 0.45),
-            wb: [0, 1, 2].map(|k| (shift.white_balance * (style.wb_dir[k] + wb_jitter[k])).exp()),
+            wb: [0, 1, 2]
+                .map(|k| ((shift.white_balance as f32) * (style.wb_dir[k] + wb_jitter[k])).exp()),
         }
     }
 
@@ -130,8 +131,14 @@ pub(crate) fn finish(
     let exposure = uniform(rng, 0.85, 1.15);
     let light = (domain == Domain::Target).then(|| TargetLight::sample(rng, shift, style));
     let (sat, con) = match domain {
-        Domain::Source => (1.0 + shift.saturation / 2.0, 1.0 + shift.contrast / 2.0),
-        Domain::Target => (1.0 - shift.saturation / 2.0, 1.0 - shift.contrast / 2.0),
+        Domain::Source => (
+            1.0 + (shift.saturation as f32) / 2.0,
+            1.0 + (shift.contrast as f32) / 2.0,
+        ),
+        Domain::Target => (
+            1.0 - (shift.saturation as f32) / 2.0,
+            1.0 - (shift.contrast as f32) / 2.0,
+        ),
     };
     let mut img = vec![0.0f32; w * h * 3];
     for y in 0..h {
@@ -156,11 +163,11 @@ pub(crate) fn finish(
         }
     }
     if domain == Domain::Target {
-        if shift.blur_sigma > 0.0 {
-            gaussian_blur(&mut img, w, h, shift.blur_sigma);
+        if (shift.blur_sigma as f32) > 0.0 {
+            gaussian_blur(&mut img, w, h, (shift.blur_sigma as f32));
         }
-        if shift.noise_sigma > 0.0 {
-            let s = shift.noise_sigma / 255.0;
+        if (shift.noise_sigma as f32) > 0.0 {
+            let s = (shift.noise_sigma as f32) / 255.0;
             for v in img.iter_mut() {
                 *v += s * normal(rng);
             }

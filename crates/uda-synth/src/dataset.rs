@@ -159,7 +159,7 @@ impl Generator {
         let p = &self.params;
         let seed_of = |purpose: u64| rng_for(&[p.seed, split.tag(), index as u64, purpose]);
         let layout_shift = if split.domain() == Domain::Target {
-            p.shift.layout
+            p.shift.layout as f32
         } else {
             0.0
         };

@@ -29,15 +29,15 @@ pub use params::{ShiftParams, SynthParams};
 pub use render::EGO_VEHICLE_ID;
 pub use scene::DRAWN_CLASSES;
 pub use stats::{ImageStats, SplitStats, metrics, write_class_stats};
-pub use write::{CLASS_STATS, PREVIEWS, Summary, write_benchmark, write_panel, write_png};
-
-use std::path::PathBuf;
+pub use write::{CLASS_STATS, PREVIEWS, Summary, write_benchmark};
 
 /// Errors of the generator.
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {
     #[error("param '{key}': {message}")]
     BadParam { key: String, message: String },
-    #[error("writing {path}: {message}")]
-    Write { path: PathBuf, message: String },
+    #[error("building {what}: {message}")]
+    Table { what: String, message: String },
+    #[error(transparent)]
+    Data(#[from] uda_data::DataError),
 }

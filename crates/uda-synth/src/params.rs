@@ -60,31 +60,31 @@ impl Default for SynthParams {
 pub struct ShiftParams {
     /// Per-channel gain difference of the target camera (a colour temperature change): the
     /// target's red and blue gains move by up to ± this fraction (0..1).
-    pub white_balance: f32,
+    pub white_balance: f64,
     /// Saturation difference: the source is saturated by 1 + s/2, the target by 1 − s/2 (0..1.5).
-    pub saturation: f32,
+    pub saturation: f64,
     /// Contrast difference around mid-grey, split between the domains like `saturation` (0..1.5).
-    pub contrast: f32,
+    pub contrast: f64,
     /// Per-class albedo tint of the target (a different palette), up to ± half this fraction per
     /// channel, fixed per generator seed (0..1).
-    pub palette: f32,
+    pub palette: f64,
     /// Target illumination gradient across the image in a random direction, as a log-gain:
     /// brightness goes from e^{−s} to e^{+s} (0..2).
-    pub illumination: f32,
+    pub illumination: f64,
     /// Target vignetting: corner brightness 1 − v (0..0.95).
-    pub vignetting: f32,
+    pub vignetting: f64,
     /// Target regional colour cast: a soft boundary in a random direction with a warm side and
     /// a cool side, as a per-channel log-gain (0..1).
-    pub colour_cast: f32,
+    pub colour_cast: f64,
     /// Target veiling glare / haze: an additive, warm-white, broad blob (linear light, up to
     /// this value at its centre) that lifts and flattens one region of the image (0..1).
-    pub haze: f32,
+    pub haze: f64,
     /// Gaussian blur of the target, in pixels (0 = none; above ~0.7 it erases 1-px textures).
-    pub blur_sigma: f32,
+    pub blur_sigma: f64,
     /// Gaussian sensor noise of the target, std in 0..255 units.
-    pub noise_sigma: f32,
+    pub noise_sigma: f64,
     /// Layout shift of the target (0..1): higher horizon, wider roads, more cars, fewer trees.
-    pub layout: f32,
+    pub layout: f64,
 }
 
 impl Default for ShiftParams {
@@ -124,7 +124,7 @@ impl ShiftParams {
     }
 }
 
-fn check(key: &str, value: f32, lo: f32, hi: f32) -> Result<(), SynthError> {
+fn check(key: &str, value: f64, lo: f64, hi: f64) -> Result<(), SynthError> {
     if value.is_finite() && (lo..=hi).contains(&value) {
         Ok(())
     } else {

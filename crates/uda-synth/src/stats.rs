@@ -177,16 +177,11 @@ pub fn write_class_stats(path: &Path, stats: &[SplitStats]) -> Result<(), SynthE
         Arc::new(Float64Array::from(pf)),
         Arc::new(Float64Array::from(imf)),
     ];
-    let io = |e: &dyn std::fmt::Display| SynthError::Write {
-        path: path.to_path_buf(),
+    let batch = RecordBatch::try_new(schema, columns).map_err(|e| SynthError::Table {
+        what: path.display().to_string(),
         message: e.to_string(),
-    };
-    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| io(&e))?;
-    let file = std::fs::File::create(path).map_err(|e| io(&e))?;
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(|e| io(&e))?;
-    writer.write(&batch).map_err(|e| io(&e))?;
-    writer.close().map_err(|e| io(&e))?;
+    })?;
+    uda_data::table::write_parquet(path, &batch)?;
     Ok(())
 }
 

@@ -5,65 +5,15 @@ use crate::appearance::Domain;
 use crate::dataset::{Generator, Sample, Split};
 use crate::params::SynthParams;
 use crate::stats::{ImageStats, SplitStats, write_class_stats};
-use image::ExtendedColorType;
-use image::ImageEncoder;
-use image::codecs::png::PngEncoder;
 use rayon::prelude::*;
 use std::path::Path;
 use uda_data::classes::colorize;
+use uda_data::png::{write_gray, write_panel, write_rgb};
 
 /// Folder of preview panels inside the output folder.
 pub const PREVIEWS: &str = "previews";
 /// Class statistics table inside the output folder.
 pub const CLASS_STATS: &str = "class_stats.parquet";
-
-/// Encodes an 8-bit PNG (RGB or grey), creating parent folders.
-pub fn write_png(
-    path: &Path,
-    width: usize,
-    height: usize,
-    data: &[u8],
-    color: ExtendedColorType,
-) -> Result<(), SynthError> {
-    let err = |e: &dyn std::fmt::Display| SynthError::Write {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
-    }
-    let file = std::fs::File::create(path).map_err(|e| err(&e))?;
-    let writer = std::io::BufWriter::new(file);
-    PngEncoder::new(writer)
-        .write_image(data, width as u32, height as u32, color)
-        .map_err(|e| err(&e))
-}
-
-/// Writes equally tall RGB tiles side by side, separated by a 2-px white gap.
-pub fn write_panel(path: &Path, height: usize, tiles: &[(usize, &[u8])]) -> Result<(), SynthError> {
-    const GAP: usize = 2;
-    let width = tiles.iter().map(|t| t.0).sum::<usize>() + GAP * tiles.len().saturating_sub(1);
-    let mut panel = vec![255u8; width * height * 3];
-    let mut x0 = 0;
-    for &(w, rgb) in tiles {
-        if rgb.len() != w * height * 3 {
-            return Err(SynthError::Write {
-                path: path.to_path_buf(),
-                message: format!(
-                    "tile of width {w} has {} bytes, expected {}",
-                    rgb.len(),
-                    w * height * 3
-                ),
-            });
-        }
-        for y in 0..height {
-            let dst = (y * width + x0) * 3;
-            panel[dst..dst + w * 3].copy_from_slice(&rgb[y * w * 3..(y + 1) * w * 3]);
-        }
-        x0 += w + GAP;
-    }
-    write_png(path, width, height, &panel, ExtendedColorType::Rgb8)
-}
 
 /// What [`write_benchmark`] wrote.
 #[derive(Debug, Clone)]
@@ -99,20 +49,19 @@ pub fn write_benchmark(
 }
 
 fn write_sample(out: &Path, split: Split, index: usize, s: &Sample) -> Result<(), SynthError> {
-    write_png(
+    write_rgb(
         &out.join(split.image_path(index)),
         s.width,
         s.height,
         &s.rgb,
-        ExtendedColorType::Rgb8,
     )?;
-    write_png(
+    write_gray(
         &out.join(split.label_path(index)),
         s.width,
         s.height,
         &s.label_ids,
-        ExtendedColorType::L8,
-    )
+    )?;
+    Ok(())
 }
 
 /// Per split: image | colourised labels. Plus `shift_*.png`: one source scene in the source

@@ -3,7 +3,13 @@
 use std::time::Instant;
 fn main() {
     let root = std::path::PathBuf::from(std::env::args().nth(1).unwrap());
-    let samples = uda_data::datasets::list_samples(uda_data::datasets::DatasetKind::Gta5, &root, "", uda_data::datasets::LabelPolicy::Required).unwrap();
+    let samples = uda_data::datasets::list_samples(
+        uda_data::datasets::DatasetKind::Gta5,
+        &root,
+        "",
+        uda_data::datasets::LabelPolicy::Required,
+    )
+    .unwrap();
     let (mut tr, mut td, mut tl, mut tp) = (0.0, 0.0, 0.0, 0.0);
     for s in &samples {
         let t = Instant::now();
@@ -16,10 +22,22 @@ fn main() {
         let l = uda_data::png::read_label(s.label.as_ref().unwrap()).unwrap();
         tl += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let _ = preprocess_resize::process_sample(s, 720, 1280, preprocess_resize::Interpolation::Bicubic).unwrap();
+        let _ = preprocess_resize::process_sample(
+            s,
+            720,
+            1280,
+            preprocess_resize::Interpolation::Bicubic,
+        )
+        .unwrap();
         tp += t.elapsed().as_secs_f64();
         assert!(d.width > 0 && l.width > 0);
     }
     let n = samples.len() as f64;
-    println!("per image ms: read {:.1} decode_rgb {:.1} label {:.1} full process_sample {:.1}", tr / n * 1e3, td / n * 1e3, tl / n * 1e3, tp / n * 1e3);
+    println!(
+        "per image ms: read {:.1} decode_rgb {:.1} label {:.1} full process_sample {:.1}",
+        tr / n * 1e3,
+        td / n * 1e3,
+        tl / n * 1e3,
+        tp / n * 1e3
+    );
 }

@@ -66,32 +66,66 @@ impl Stage for PreprocessResize {
     type Params = PreprocessParams;
 
     fn inputs() -> Vec<InputSpec> {
-        vec![InputSpec { name: "root", doc: "dataset root folder (GTA5 or Cityscapes layout)", required: true }]
+        vec![InputSpec {
+            name: "root",
+            doc: "dataset root folder (GTA5 or Cityscapes layout)",
+            required: true,
+        }]
     }
 
     fn outputs() -> Vec<OutputSpec> {
         vec![
-            OutputSpec { name: IMAGES, doc: "(N, H, W, 3) u8 RGB" },
-            OutputSpec { name: LABELS, doc: "(N, H, W) u8 train ids, 255 = ignore (when labels are read)" },
-            OutputSpec { name: MANIFEST, doc: "index, name, image_path, label_path, orig_width, orig_height, content_hash" },
-            OutputSpec { name: "previews", doc: "PNG panels: image | colourised labels" },
+            OutputSpec {
+                name: IMAGES,
+                doc: "(N, H, W, 3) u8 RGB",
+            },
+            OutputSpec {
+                name: LABELS,
+                doc: "(N, H, W) u8 train ids, 255 = ignore (when labels are read)",
+            },
+            OutputSpec {
+                name: MANIFEST,
+                doc: "index, name, image_path, label_path, orig_width, orig_height, content_hash",
+            },
+            OutputSpec {
+                name: "previews",
+                doc: "PNG panels: image | colourised labels",
+            },
         ]
     }
 
     fn run(ctx: &StageContext, p: &PreprocessParams) -> anyhow::Result<()> {
         let [height, width] = p.size;
-        anyhow::ensure!(height > 0 && width > 0, "param size: [{height}, {width}] must be positive [height, width]");
-        anyhow::ensure!(p.images_per_shard > 0, "param images_per_shard must be at least 1");
+        anyhow::ensure!(
+            height > 0 && width > 0,
+            "param size: [{height}, {width}] must be positive [height, width]"
+        );
+        anyhow::ensure!(
+            p.images_per_shard > 0,
+            "param images_per_shard must be at least 1"
+        );
         let root = ctx.input("root")?;
         let mut samples = list_samples(p.dataset, root, &p.split, p.labels)?;
         if p.limit > 0 {
             samples.truncate(p.limit);
         }
         let n = samples.len();
-        let layout = ArrayLayout { len: n, height, width, channels: 3, images_per_shard: p.images_per_shard };
+        let layout = ArrayLayout {
+            len: n,
+            height,
+            width,
+            channels: 3,
+            images_per_shard: p.images_per_shard,
+        };
         let images = ImageArrayWriter::create(&ctx.out_path(IMAGES), layout)?;
         let labels = match p.labels {
-            LabelPolicy::Required => Some(ImageArrayWriter::create(&ctx.out_path(LABELS), ArrayLayout { channels: 1, ..layout })?),
+            LabelPolicy::Required => Some(ImageArrayWriter::create(
+                &ctx.out_path(LABELS),
+                ArrayLayout {
+                    channels: 1,
+                    ..layout
+                },
+            )?),
             LabelPolicy::None => None,
         };
         let progress = ctx.progress("resize", n as u64);
@@ -132,7 +166,10 @@ impl Stage for PreprocessResize {
         metrics.insert("height".to_string(), serde_json::json!(height));
         metrics.insert("width".to_string(), serde_json::json!(width));
         if let Some(labels) = &labels {
-            metrics.insert("ignored_pixel_fraction".to_string(), serde_json::json!(ignored_fraction(labels)?));
+            metrics.insert(
+                "ignored_pixel_fraction".to_string(),
+                serde_json::json!(ignored_fraction(labels)?),
+            );
         }
         ctx.write_metrics(&metrics)?;
         Ok(())
@@ -163,7 +200,12 @@ fn write_previews(
 fn ignored_fraction(labels: &uda_data::ImageArray) -> anyhow::Result<f64> {
     let mut ignored = 0u64;
     for i in 0..labels.len() {
-        ignored += labels.read(i).context("re-reading labels")?.iter().filter(|&&v| v == uda_data::classes::IGNORE).count() as u64;
+        ignored += labels
+            .read(i)
+            .context("re-reading labels")?
+            .iter()
+            .filter(|&&v| v == uda_data::classes::IGNORE)
+            .count() as u64;
     }
     Ok(ignored as f64 / (labels.len() * labels.image_len()).max(1) as f64)
 }

@@ -29,7 +29,10 @@ pub(crate) struct Row {
 }
 
 fn relative(root: &Path, p: &Path) -> String {
-    p.strip_prefix(root).unwrap_or(p).to_string_lossy().into_owned()
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .into_owned()
 }
 
 impl Row {
@@ -58,12 +61,24 @@ pub(crate) fn write(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
     ]));
     let cols: Vec<ArrayRef> = vec![
         Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.index))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.name.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.image_path.as_str()))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.label_path.as_deref()))),
-        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.orig_width))),
-        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.orig_height))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.content_hash.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.name.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.image_path.as_str()),
+        )),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| r.label_path.as_deref()),
+        )),
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|r| r.orig_width),
+        )),
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|r| r.orig_height),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.content_hash.as_str()),
+        )),
     ];
     uda_data::table::write_parquet(path, &RecordBatch::try_new(schema, cols)?)?;
     Ok(())

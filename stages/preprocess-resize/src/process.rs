@@ -32,8 +32,16 @@ pub struct ProcessedImage {
 }
 
 /// Reads, checks, resizes and maps one sample to `height × width`.
-pub fn process_sample(sample: &Sample, height: usize, width: usize, interp: Interpolation) -> anyhow::Result<ProcessedImage> {
-    let bytes = std::fs::read(&sample.image).map_err(|e| DataError::ImageRead { path: sample.image.clone(), message: e.to_string() })?;
+pub fn process_sample(
+    sample: &Sample,
+    height: usize,
+    width: usize,
+    interp: Interpolation,
+) -> anyhow::Result<ProcessedImage> {
+    let bytes = std::fs::read(&sample.image).map_err(|e| DataError::ImageRead {
+        path: sample.image.clone(),
+        message: e.to_string(),
+    })?;
     let mut hasher = blake3::Hasher::new();
     hasher.update(&bytes);
     let img = uda_data::png::decode_rgb(&sample.image, &bytes)?;
@@ -41,12 +49,23 @@ pub fn process_sample(sample: &Sample, height: usize, width: usize, interp: Inte
         Interpolation::Bicubic => ResizeAlg::Convolution(FilterType::CatmullRom),
         Interpolation::Area => ResizeAlg::Convolution(FilterType::Box),
     };
-    let image = resize(img.pixels, img.width, img.height, width, height, PixelType::U8x3, alg)
-        .with_context(|| format!("resizing {}", sample.image.display()))?;
+    let image = resize(
+        img.pixels,
+        img.width,
+        img.height,
+        width,
+        height,
+        PixelType::U8x3,
+        alg,
+    )
+    .with_context(|| format!("resizing {}", sample.image.display()))?;
     let label = match &sample.label {
         None => None,
         Some(path) => {
-            let bytes = std::fs::read(path).map_err(|e| DataError::ImageRead { path: path.clone(), message: e.to_string() })?;
+            let bytes = std::fs::read(path).map_err(|e| DataError::ImageRead {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
             hasher.update(&bytes);
             let lab = uda_data::png::decode_label(path, &bytes)?;
             if (lab.width, lab.height) != (img.width, img.height) {
@@ -63,8 +82,16 @@ pub fn process_sample(sample: &Sample, height: usize, width: usize, interp: Inte
                 }
                 .into());
             }
-            let mut ids = resize(lab.pixels, lab.width, lab.height, width, height, PixelType::U8, ResizeAlg::Nearest)
-                .with_context(|| format!("resizing {}", path.display()))?;
+            let mut ids = resize(
+                lab.pixels,
+                lab.width,
+                lab.height,
+                width,
+                height,
+                PixelType::U8,
+                ResizeAlg::Nearest,
+            )
+            .with_context(|| format!("resizing {}", path.display()))?;
             label_ids_to_train_ids(&mut ids);
             Some(ids)
         }

@@ -14,15 +14,30 @@ fn write_gta5(root: &Path, n: usize, h: usize, w: usize) {
         write_rgb(&root.join(format!("images/{i:05}.png")), w, h, &rgb).unwrap();
         // Left half road (id 7), right half car (id 26), last row unlabeled (id 0).
         let lab: Vec<u8> = (0..h * w)
-            .map(|p| if p / w == h - 1 { 0 } else if p % w < w / 2 { 7 } else { 26 })
+            .map(|p| {
+                if p / w == h - 1 {
+                    0
+                } else if p % w < w / 2 {
+                    7
+                } else {
+                    26
+                }
+            })
             .collect();
         write_gray(&root.join(format!("labels/{i:05}.png")), w, h, &lab).unwrap();
     }
 }
 
 fn run(args: &[&str]) -> (bool, String) {
-    let out = Command::new(BIN).args(args).env("UDA_PROGRESS", "off").output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(BIN)
+        .args(args)
+        .env("UDA_PROGRESS", "off")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn preprocess(root: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
@@ -38,7 +53,18 @@ fn gta5_resize_maps_ids_and_writes_an_imageset() {
     let root = d.path().join("gta5");
     write_gta5(&root, 5, 20, 40);
     let out = d.path().join("out");
-    let (ok, err) = preprocess(&root, &out, &["-p", "size=[10, 20]", "-p", "images_per_shard=2", "-p", "previews=2"]);
+    let (ok, err) = preprocess(
+        &root,
+        &out,
+        &[
+            "-p",
+            "size=[10, 20]",
+            "-p",
+            "images_per_shard=2",
+            "-p",
+            "previews=2",
+        ],
+    );
     assert!(ok, "{err}");
     let set = ImageSet::open(&out).unwrap();
     assert_eq!((set.len(), set.height(), set.width()), (5, 10, 20));
@@ -50,9 +76,11 @@ fn gta5_resize_maps_ids_and_writes_an_imageset() {
     assert!(labels.iter().all(|&v| v == 0 || v == 13 || v == 255));
     let manifest = table::read_parquet(&out.join("manifest.parquet")).unwrap();
     assert_eq!(manifest.num_rows(), 5);
-    let names = table::column::<arrow::array::StringArray>(Path::new("m"), &manifest, "name").unwrap();
+    let names =
+        table::column::<arrow::array::StringArray>(Path::new("m"), &manifest, "name").unwrap();
     assert_eq!(names.value(4), "00004");
-    let w = table::column::<arrow::array::UInt32Array>(Path::new("m"), &manifest, "orig_width").unwrap();
+    let w = table::column::<arrow::array::UInt32Array>(Path::new("m"), &manifest, "orig_width")
+        .unwrap();
     assert_eq!(w.value(0), 40);
     assert!(out.join("previews/00001.png").exists() && !out.join("previews/00002.png").exists());
     assert!(out.join("metrics.json").exists());
@@ -68,14 +96,26 @@ fn output_is_identical_whatever_the_thread_count() {
         let out = d.path().join(format!("out{threads}"));
         let input = format!("root={}", root.display());
         let o = Command::new(BIN)
-            .args(["--out", out.to_str().unwrap(), "--input", &input, "-p", "size=[8, 12]", "-p", "images_per_shard=4"])
+            .args([
+                "--out",
+                out.to_str().unwrap(),
+                "--input",
+                &input,
+                "-p",
+                "size=[8, 12]",
+                "-p",
+                "images_per_shard=4",
+            ])
             .env("RAYON_NUM_THREADS", threads)
             .env("UDA_PROGRESS", "off")
             .output()
             .unwrap();
         assert!(o.status.success());
         let set = ImageSet::open(&out).unwrap();
-        arrays.push((set.images().read_range(0, 6).unwrap(), set.labels().unwrap().read_range(0, 6).unwrap()));
+        arrays.push((
+            set.images().read_range(0, 6).unwrap(),
+            set.labels().unwrap().read_range(0, 6).unwrap(),
+        ));
     }
     assert_eq!(arrays[0], arrays[1]);
 }
@@ -84,11 +124,31 @@ fn output_is_identical_whatever_the_thread_count() {
 fn cityscapes_split_without_labels() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("cs");
-    for (city, n) in [("aachen", "aachen_000000_000019"), ("bonn", "bonn_000001_000002")] {
-        write_rgb(&root.join(format!("leftImg8bit/train/{city}/{n}_leftImg8bit.png")), 8, 4, &[9; 96]).unwrap();
+    for (city, n) in [
+        ("aachen", "aachen_000000_000019"),
+        ("bonn", "bonn_000001_000002"),
+    ] {
+        write_rgb(
+            &root.join(format!("leftImg8bit/train/{city}/{n}_leftImg8bit.png")),
+            8,
+            4,
+            &[9; 96],
+        )
+        .unwrap();
     }
     let out = d.path().join("out");
-    let (ok, err) = preprocess(&root, &out, &["-p", "dataset=cityscapes", "-p", "labels=none", "-p", "size=[2, 4]"]);
+    let (ok, err) = preprocess(
+        &root,
+        &out,
+        &[
+            "-p",
+            "dataset=cityscapes",
+            "-p",
+            "labels=none",
+            "-p",
+            "size=[2, 4]",
+        ],
+    );
     assert!(ok, "{err}");
     let set = ImageSet::open(&out).unwrap();
     assert_eq!(set.len(), 2);
@@ -100,7 +160,11 @@ fn cityscapes_split_without_labels() {
 #[test]
 fn bad_inputs_fail_cleanly_with_named_files() {
     let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
-        ("missing label", Box::new(|r: &Path| std::fs::remove_file(r.join("labels/00001.png")).unwrap()), "00001"),
+        (
+            "missing label",
+            Box::new(|r: &Path| std::fs::remove_file(r.join("labels/00001.png")).unwrap()),
+            "00001",
+        ),
         (
             "size mismatch",
             Box::new(|r: &Path| write_gray(&r.join("labels/00002.png"), 5, 5, &[7; 25]).unwrap()),
@@ -117,7 +181,9 @@ fn bad_inputs_fail_cleanly_with_named_files() {
         ),
         (
             "rgb label",
-            Box::new(|r: &Path| write_rgb(&r.join("labels/00001.png"), 40, 20, &[7; 2400]).unwrap()),
+            Box::new(|r: &Path| {
+                write_rgb(&r.join("labels/00001.png"), 40, 20, &[7; 2400]).unwrap()
+            }),
             "3 channels",
         ),
         (
@@ -137,9 +203,19 @@ fn bad_inputs_fail_cleanly_with_named_files() {
         let out = d.path().join("out");
         let (ok, err) = preprocess(&root, &out, &["-p", "size=[10, 20]"]);
         assert!(!ok, "{what}: should fail");
-        assert!(err.contains(expect), "{what}: error should mention '{expect}': {err}");
-        let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(left, vec![std::ffi::OsString::from("gta5")], "{what}: output left behind");
+        assert!(
+            err.contains(expect),
+            "{what}: error should mention '{expect}': {err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("gta5")],
+            "{what}: output left behind"
+        );
     }
 }
 

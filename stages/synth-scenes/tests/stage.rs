@@ -152,6 +152,42 @@ fn writes_the_real_layouts_with_single_channel_label_ids() {
 }
 
 #[test]
+fn the_dataset_readers_accept_the_output() {
+    use uda_data::datasets::{DatasetKind, LabelPolicy, list_samples};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("synth");
+    run(&out, &SMALL).unwrap();
+    let gta = list_samples(
+        DatasetKind::Gta5,
+        &out.join("gta5"),
+        "",
+        LabelPolicy::Required,
+    )
+    .unwrap();
+    let train = list_samples(
+        DatasetKind::Cityscapes,
+        &out.join("cityscapes"),
+        "train",
+        LabelPolicy::Required,
+    )
+    .unwrap();
+    let val = list_samples(
+        DatasetKind::Cityscapes,
+        &out.join("cityscapes"),
+        "val",
+        LabelPolicy::Required,
+    )
+    .unwrap();
+    assert_eq!((gta.len(), train.len(), val.len()), (7, 6, 5));
+    for s in gta.iter().chain(&train).chain(&val) {
+        let label = uda_data::png::read_label(s.label.as_ref().unwrap()).unwrap();
+        let image = uda_data::png::read_rgb(&s.image).unwrap();
+        assert_eq!((label.channels, label.width, label.height), (1, 128, 64));
+        assert_eq!((image.width, image.height), (128, 64));
+    }
+}
+
+#[test]
 fn same_seed_gives_identical_bytes_whatever_the_thread_count() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, c) = (

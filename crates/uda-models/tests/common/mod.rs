@@ -9,7 +9,11 @@ use std::process::Command;
 use uda_models::tch::{Kind, Tensor};
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_owned()
 }
 
 /// The project's virtualenv python (torch, torchvision, safetensors).
@@ -24,7 +28,9 @@ pub fn python() -> PathBuf {
 }
 
 pub fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(name)
 }
 
 /// Runs `tests/py/parity.py BACKBONE DIR`; panics with its output if it fails.
@@ -44,7 +50,10 @@ pub fn run_reference(backbone: &str, dir: &Path) {
 }
 
 pub fn read(path: &Path) -> HashMap<String, Tensor> {
-    Tensor::read_safetensors(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).into_iter().collect()
+    Tensor::read_safetensors(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_iter()
+        .collect()
 }
 
 /// max |got − want| / max |want|: the error relative to the output's scale.
@@ -53,7 +62,10 @@ pub fn rel_err(got: &Tensor, want: &Tensor) -> f64 {
     let got = got.to_kind(Kind::Double);
     let want = want.to_kind(Kind::Double);
     let scale = want.abs().max().double_value(&[]);
-    assert!(scale > 0.0, "reference is all zeros: the test would prove nothing");
+    assert!(
+        scale > 0.0,
+        "reference is all zeros: the test would prove nothing"
+    );
     (got - &want).abs().max().double_value(&[]) / scale
 }
 
