@@ -16,8 +16,9 @@ target-val mIoU for the baselines the benchmark must separate:
 
 Usage (CPU, 2 threads; the dataset folders come from the stage):
   target/debug/synth-scenes --out /tmp/synth0 --param seed=0
-  .venv/bin/python scripts/calibrate_synth.py /tmp/synth0 [/tmp/synth1 ...] \
-      --iters 800 --methods source,oracle,fda,meanstd,hist --json /tmp/calib.json
+  target/debug/synth-scenes --out /tmp/synth1 --param seed=1
+  .venv/bin/python scripts/calibrate_synth.py /tmp/synth0 /tmp/synth1 \
+      --iters 600 --methods source,fda,meanstd,oracle --json /tmp/calib.json
 
 Not part of the pipeline: a tool for choosing the generator's default shift strengths.
 """

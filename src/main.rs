@@ -151,6 +151,13 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == uda_runner::executor::TRAMPOLINE_ARG)
+    {
+        return uda_runner::executor::trampoline_main(&args[2..]);
+    }
     match dispatch(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
@@ -234,6 +241,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Stages start through this very binary (`uda-pipe __stage-exec`) so their peak memory is exact.
+fn executor() -> anyhow::Result<LocalExecutor> {
+    let exe = std::env::current_exe().context("locating the uda-pipe executable")?;
+    Ok(LocalExecutor::with_trampoline(exe))
+}
+
 fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let ctx = uda_runner::load(&a.pipeline, &a.sets, a.cache.as_deref())?;
     let opts = RunOptions {
@@ -246,7 +259,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         keep_going: a.keep_going,
     };
     let ui = Ui::new();
-    let summary = uda_runner::run::run(&ctx, &opts, &LocalExecutor, &ui)?;
+    let summary = uda_runner::run::run(&ctx, &opts, &executor()?, &ui)?;
     if a.dry_run {
         return Ok(ExitCode::SUCCESS);
     }

@@ -226,9 +226,10 @@ fn entries_record_what_made_them() {
     assert_eq!(e["inputs"]["src"]["subpath"], "files");
     assert_eq!(e["inputs"]["extra"]["type"], "external");
     assert_eq!(e["exit_status"], 0);
+    let small = e["peak_rss_bytes"].as_u64().unwrap();
     assert!(
-        e["peak_rss_bytes"].as_u64().unwrap() > 1 << 20,
-        "peak RSS of the child is recorded"
+        small > 1 << 20 && small < 100 << 20,
+        "peak RSS of the child is recorded: {small}"
     );
     let manifest = e["manifest"].as_array().unwrap();
     assert!(
@@ -257,4 +258,18 @@ fn entries_record_what_made_them() {
             && show.contains(&p.key_of("gen")),
         "{show}"
     );
+}
+
+#[test]
+fn peak_memory_is_the_stage_s_own() {
+    let p = Project::new(
+        "stages:\n  small: {kind: uda-test-gen}\n  big: {kind: uda-test-gen, params: {alloc_mb: 160}}\n",
+    );
+    p.ok(&["run", "-j", "1"]);
+    let small = p.entry_json("small")["peak_rss_bytes"].as_u64().unwrap();
+    let big = p.entry_json("big")["peak_rss_bytes"].as_u64().unwrap();
+    assert!(big >= 160 << 20, "big touched 160 MiB: {big}");
+    assert!(small < 100 << 20, "small stays small: {small}");
+    let history = p.ok(&["report", "--history"]);
+    assert!(history.contains(&big.to_string()), "{history}");
 }

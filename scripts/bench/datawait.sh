@@ -19,6 +19,9 @@ bin="$root/target/release"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 "$py" "$root/scripts/bench/make_gta5_like.py" "$work/gta5" "$n"
 export UDA_PROGRESS=off
+# libtorch's OpenMP threads spin-wait otherwise, which on shared cores slows CPU training ~10x
+# (and would flatter the loader). No effect on GPU runs.
+export OMP_WAIT_POLICY=PASSIVE
 "$bin/preprocess-resize" --out "$work/source" --input root="$work/gta5" -p 'size=[720, 1280]' -p previews=0
 "$bin/preprocess-resize" --out "$work/target" --input root="$work/gta5" -p 'size=[512, 1024]' -p labels=none -p previews=0
 echo "machine: $(nproc) cores"

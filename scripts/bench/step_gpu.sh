@@ -27,7 +27,8 @@ case "$mode" in
 prepare)
   (cd "$root" && cargo build --release -p uda-models --example step_bench >&2)
   mkdir -p "$bundle"
-  cp "$root/target/release/examples/step_bench" "$bundle/"
+  # Debug line tables make it ~60 MB; the device call carries at most 64 MiB in all.
+  strip --strip-debug -o "$bundle/step_bench" "$root/target/release/examples/step_bench"
   cp "$root/scripts/bench/step_torch.py" "$root/crates/uda-models/tests/py/reference_models.py" "$bundle/"
   du -sh "$bundle"
   echo "bundle ready: carry .gpu and run 'bash scripts/bench/step_gpu.sh run' on the GPU machine"

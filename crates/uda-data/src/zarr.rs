@@ -256,8 +256,7 @@ impl ImageArrayWriter {
         .chunk_grid_metadata(layout.with_first(layout.images_per_shard))
         .subchunk_shape(layout.with_first(1))
         .bytes_to_bytes_codecs(vec![Arc::new(zarrs::array::codec::ZstdCodec::new(
-            ZSTD_LEVEL.into(),
-            false,
+            ZSTD_LEVEL, false,
         ))])
         .dimension_names(Some(dims))
         .build(store, "/")

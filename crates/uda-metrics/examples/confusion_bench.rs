@@ -30,18 +30,29 @@ fn make_map(seed: u64, m: u64, h: usize, w: usize) -> (Vec<u8>, Vec<u8>) {
     let blocks_per_row = w.div_ceil(64) as u64;
     let mut gt = vec![0u8; h * w];
     let mut pred = vec![0u8; h * w];
-    gt.par_chunks_mut(w).zip(pred.par_chunks_mut(w)).enumerate().for_each(|(y, (g_row, p_row))| {
-        for x in 0..w {
-            let block = (y as u64 >> 6) * blocks_per_row + (x as u64 >> 6);
-            let hb = splitmix(base ^ (block << 1));
-            let g = if hb % 10 == 0 { 255 } else { (hb >> 8) % 19 };
-            let class = if g == 255 { (hb >> 16) % 19 } else { g };
-            let i = (y * w + x) as u64;
-            let hp = splitmix(base ^ ((i << 1) | 1));
-            g_row[x] = g as u8;
-            p_row[x] = if hp % 100 < 30 { ((hp >> 8) % 19) as u8 } else { class as u8 };
-        }
-    });
+    gt.par_chunks_mut(w)
+        .zip(pred.par_chunks_mut(w))
+        .enumerate()
+        .for_each(|(y, (g_row, p_row))| {
+            for x in 0..w {
+                let block = (y as u64 >> 6) * blocks_per_row + (x as u64 >> 6);
+                let hb = splitmix(base ^ (block << 1));
+                let g = if hb.is_multiple_of(10) {
+                    255
+                } else {
+                    (hb >> 8) % 19
+                };
+                let class = if g == 255 { (hb >> 16) % 19 } else { g };
+                let i = (y * w + x) as u64;
+                let hp = splitmix(base ^ ((i << 1) | 1));
+                g_row[x] = g as u8;
+                p_row[x] = if hp % 100 < 30 {
+                    ((hp >> 8) % 19) as u8
+                } else {
+                    class as u8
+                };
+            }
+        });
     (gt, pred)
 }
 
@@ -66,12 +77,16 @@ fn main() {
     while m < maps {
         let n = batch.min(maps - m);
         let data: Vec<(Vec<u8>, Vec<u8>)> = (m..m + n).map(|k| make_map(seed, k, h, w)).collect();
-        let pairs: Vec<(&[u8], &[u8])> = data.iter().map(|(g, p)| (g.as_slice(), p.as_slice())).collect();
+        let pairs: Vec<(&[u8], &[u8])> = data
+            .iter()
+            .map(|(g, p)| (g.as_slice(), p.as_slice()))
+            .collect();
         let mut best = f64::INFINITY;
         let mut batch_matrix = ConfusionMatrix::new();
         for _ in 0..REPEATS {
             let start = Instant::now();
-            batch_matrix = ConfusionMatrix::from_pairs_par(&pairs).expect("generated maps are valid");
+            batch_matrix =
+                ConfusionMatrix::from_pairs_par(&pairs).expect("generated maps are valid");
             best = best.min(start.elapsed().as_secs_f64());
         }
         timed += best;
@@ -85,7 +100,16 @@ fn main() {
     let rows: Vec<String> = total
         .rows()
         .iter()
-        .map(|r| format!("[{}]", r[..19].iter().map(u64::to_string).collect::<Vec<_>>().join(",")))
+        .map(|r| {
+            format!(
+                "[{}]",
+                r[..19]
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        })
         .collect();
     println!("matrix: [{}]", rows.join(","));
 }

@@ -115,7 +115,10 @@ impl Default for ConfusionMatrix {
 
 impl ConfusionMatrix {
     pub fn new() -> Self {
-        Self { counts: [[0; COLUMNS]; NUM_CLASSES], ignored: 0 }
+        Self {
+            counts: [[0; COLUMNS]; NUM_CLASSES],
+            ignored: 0,
+        }
     }
 
     /// The matrix of one pair of train-id maps (same length, row-major, any shape).
@@ -129,7 +132,10 @@ impl ConfusionMatrix {
     /// matrix is unchanged.
     pub fn accumulate(&mut self, gt: &[u8], pred: &[u8]) -> Result<()> {
         if gt.len() != pred.len() {
-            return Err(MetricsError::LengthMismatch { gt: gt.len(), pred: pred.len() });
+            return Err(MetricsError::LengthMismatch {
+                gt: gt.len(),
+                pred: pred.len(),
+            });
         }
         let mut bins = [0u64; BINS];
         let invalid = histogram(gt, pred, &mut bins);
@@ -140,7 +146,10 @@ impl ConfusionMatrix {
     /// 2^20 pixels, so one large map and many small ones both spread over all threads.
     pub fn from_pairs_par(pairs: &[(&[u8], &[u8])]) -> Result<Self> {
         if let Some((g, p)) = pairs.iter().find(|(g, p)| g.len() != p.len()) {
-            return Err(MetricsError::LengthMismatch { gt: g.len(), pred: p.len() });
+            return Err(MetricsError::LengthMismatch {
+                gt: g.len(),
+                pred: p.len(),
+            });
         }
         let pieces: Vec<(&[u8], &[u8])> = pairs
             .iter()
@@ -163,28 +172,44 @@ impl ConfusionMatrix {
                 },
             );
         let mut m = Self::new();
-        m.add_bins(&bins, invalid, || pairs.iter().flat_map(|(g, _)| g.iter().copied()).collect())?;
+        m.add_bins(&bins, invalid, || {
+            pairs.iter().flat_map(|(g, _)| g.iter().copied()).collect()
+        })?;
         Ok(m)
     }
 
     /// Moves histogram bins into the matrix, or reports invalid ground truth (`gt` is only
     /// called then, to name the offending values).
-    fn add_bins(&mut self, bins: &[u64; BINS], invalid: bool, gt: impl FnOnce() -> Vec<u8>) -> Result<()> {
+    fn add_bins(
+        &mut self,
+        bins: &[u64; BINS],
+        invalid: bool,
+        gt: impl FnOnce() -> Vec<u8>,
+    ) -> Result<()> {
         if invalid {
             let mut seen = [0u64; 256];
             for v in gt() {
                 seen[v as usize] += 1;
             }
             let bad = NUM_CLASSES..IGNORE as usize;
-            let values = bad.clone().filter(|&v| seen[v] > 0).map(|v| v as u8).collect();
-            return Err(MetricsError::InvalidGroundTruth { values, pixels: seen[bad].iter().sum() });
+            let values = bad
+                .clone()
+                .filter(|&v| seen[v] > 0)
+                .map(|v| v as u8)
+                .collect();
+            return Err(MetricsError::InvalidGroundTruth {
+                values,
+                pixels: seen[bad].iter().sum(),
+            });
         }
         for (row, counts) in self.counts.iter_mut().enumerate() {
             for (col, c) in counts.iter_mut().enumerate() {
                 *c += bins[row * COLUMNS + col];
             }
         }
-        self.ignored += bins[DISCARD_ROW * COLUMNS..(DISCARD_ROW + 1) * COLUMNS].iter().sum::<u64>();
+        self.ignored += bins[DISCARD_ROW * COLUMNS..(DISCARD_ROW + 1) * COLUMNS]
+            .iter()
+            .sum::<u64>();
         Ok(())
     }
 
@@ -229,7 +254,10 @@ impl ConfusionMatrix {
 
     /// Evaluated pixels of another class predicted as `class`.
     pub fn false_positives(&self, class: usize) -> u64 {
-        (0..NUM_CLASSES).filter(|&r| r != class).map(|r| self.counts[r][class]).sum()
+        (0..NUM_CLASSES)
+            .filter(|&r| r != class)
+            .map(|r| self.counts[r][class])
+            .sum()
     }
 
     /// Pixels of `class` predicted as anything else, [`OTHER`] included.
@@ -258,7 +286,11 @@ mod tests {
                 ignored += 1;
                 continue;
             }
-            let col = if (p as usize) < NUM_CLASSES { p as usize } else { OTHER };
+            let col = if (p as usize) < NUM_CLASSES {
+                p as usize
+            } else {
+                OTHER
+            };
             m[g as usize][col] += 1;
         }
         (m, ignored)
@@ -267,7 +299,9 @@ mod tests {
     fn random_maps(n: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
         let mut s = seed;
         let mut next = move || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (s >> 33) as u32
         };
         let mut gt = Vec::with_capacity(n);
@@ -276,7 +310,11 @@ mod tests {
         for i in 0..n {
             // Runs of one class (as in real maps) with some ignore and some stray predictions.
             if i % 37 == 0 {
-                run_class = if next() % 8 == 0 { IGNORE } else { (next() % 19) as u8 };
+                run_class = if next() % 8 == 0 {
+                    IGNORE
+                } else {
+                    (next() % 19) as u8
+                };
             }
             gt.push(run_class);
             let r = next() % 100;
@@ -328,8 +366,22 @@ mod tests {
         assert_eq!(m.count(0, OTHER), 1);
         assert_eq!(m.count(13, OTHER), 1);
         assert_eq!(m.other_pixels(), 2);
-        assert_eq!((m.true_positives(0), m.false_positives(0), m.false_negatives(0)), (1, 0, 1));
-        assert_eq!((m.true_positives(13), m.false_positives(13), m.false_negatives(13)), (0, 0, 1));
+        assert_eq!(
+            (
+                m.true_positives(0),
+                m.false_positives(0),
+                m.false_negatives(0)
+            ),
+            (1, 0, 1)
+        );
+        assert_eq!(
+            (
+                m.true_positives(13),
+                m.false_positives(13),
+                m.false_negatives(13)
+            ),
+            (0, 0, 1)
+        );
         // The ignored pixel predicted as car is no false positive of car.
         assert_eq!(m.ignored_pixels(), 1);
         assert_eq!(m.valid_pixels(), 3);
@@ -341,7 +393,10 @@ mod tests {
         let mut m = ConfusionMatrix::from_maps(&[1, 2], &[1, 1]).unwrap();
         let before = m.clone();
         let e = m.accumulate(&[1, 2, 3], &[1, 2]).unwrap_err();
-        assert!(matches!(e, MetricsError::LengthMismatch { gt: 3, pred: 2 }), "{e}");
+        assert!(
+            matches!(e, MetricsError::LengthMismatch { gt: 3, pred: 2 }),
+            "{e}"
+        );
         // Label ids (26 = car) in place of train ids.
         let e = m.accumulate(&[26, 7, 26, 255, 0], &[0; 5]).unwrap_err();
         match &e {
@@ -358,7 +413,10 @@ mod tests {
         let mut gt = vec![3u8; 1000];
         gt[300] = 200;
         let e = ConfusionMatrix::from_maps(&gt, &[3; 1000]).unwrap_err();
-        assert!(matches!(&e, MetricsError::InvalidGroundTruth { values, pixels: 1 } if values == &[200]), "{e}");
+        assert!(
+            matches!(&e, MetricsError::InvalidGroundTruth { values, pixels: 1 } if values == &[200]),
+            "{e}"
+        );
         let e = ConfusionMatrix::from_pairs_par(&[(&gt, &[3; 1000])]).unwrap_err();
         assert!(matches!(e, MetricsError::InvalidGroundTruth { .. }), "{e}");
     }

@@ -4,7 +4,9 @@ use uda_data::DataError;
 /// Errors of the metrics layer. Messages name the file involved and say what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
-    #[error("ground truth has {gt} pixels but the prediction has {pred}; they must be the same size")]
+    #[error(
+        "ground truth has {gt} pixels but the prediction has {pred}; they must be the same size"
+    )]
     LengthMismatch { gt: usize, pred: usize },
     #[error(
         "ground truth holds {pixels} pixel(s) with value(s) {values:?}, which are neither a train id 0..=18 nor 255 (ignore); \

@@ -37,8 +37,8 @@ pub fn resize_rgb_area(src: Raster<'_>, width: usize, height: usize) -> Vec<u8> 
             for sy in y0..y1 {
                 for sx in x0..x1 {
                     let p = (sy * src.width + sx) * 3;
-                    for c in 0..3 {
-                        sum[c] += u64::from(src.data[p + c]);
+                    for (acc, &v) in sum.iter_mut().zip(&src.data[p..p + 3]) {
+                        *acc += u64::from(v);
                     }
                 }
             }
@@ -100,14 +100,58 @@ mod tests {
     #[test]
     fn area_and_nearest_resizing() {
         // 4x2 RGB -> 2x1: each output pixel averages a 2x2 block.
-        let src: Vec<u8> = [0u8, 10, 20, 30, 40, 50, 60, 70].iter().flat_map(|&v| [v, v, 255 - v]).collect();
-        let out = resize_rgb_area(Raster { width: 4, height: 2, data: &src }, 2, 1);
+        let src: Vec<u8> = [0u8, 10, 20, 30, 40, 50, 60, 70]
+            .iter()
+            .flat_map(|&v| [v, v, 255 - v])
+            .collect();
+        let out = resize_rgb_area(
+            Raster {
+                width: 4,
+                height: 2,
+                data: &src,
+            },
+            2,
+            1,
+        );
         assert_eq!(out, vec![25, 25, 230, 45, 45, 210]);
         // Same size is the identity; enlarging repeats pixels.
-        assert_eq!(resize_rgb_area(Raster { width: 4, height: 2, data: &src }, 4, 2), src);
+        assert_eq!(
+            resize_rgb_area(
+                Raster {
+                    width: 4,
+                    height: 2,
+                    data: &src
+                },
+                4,
+                2
+            ),
+            src
+        );
         let labels = [1u8, 2, 3, 4];
-        assert_eq!(resize_nearest(Raster { width: 2, height: 2, data: &labels }, 4, 2), vec![1, 1, 2, 2, 3, 3, 4, 4]);
-        assert_eq!(resize_nearest(Raster { width: 2, height: 2, data: &labels }, 1, 1), vec![4]);
+        assert_eq!(
+            resize_nearest(
+                Raster {
+                    width: 2,
+                    height: 2,
+                    data: &labels
+                },
+                4,
+                2
+            ),
+            vec![1, 1, 2, 2, 3, 3, 4, 4]
+        );
+        assert_eq!(
+            resize_nearest(
+                Raster {
+                    width: 2,
+                    height: 2,
+                    data: &labels
+                },
+                1,
+                1
+            ),
+            vec![4]
+        );
         assert_eq!(tile_size(2048, 1024, 512), (512, 256));
         assert_eq!(tile_size(100, 50, 512), (100, 50));
     }
@@ -119,14 +163,39 @@ mod tests {
         let image = vec![100u8; 8 * 4 * 3];
         let gt = vec![0u8; 4 * 2];
         let pred = vec![13u8; 4 * 2];
-        write_qualitative_panel(&path, Some(Raster { width: 8, height: 4, data: &image }), Raster { width: 4, height: 2, data: &gt }, &pred, 512)
-            .unwrap();
+        write_qualitative_panel(
+            &path,
+            Some(Raster {
+                width: 8,
+                height: 4,
+                data: &image,
+            }),
+            Raster {
+                width: 4,
+                height: 2,
+                data: &gt,
+            },
+            &pred,
+            512,
+        )
+        .unwrap();
         let p = uda_data::png::read_rgb(&path).unwrap();
         assert_eq!((p.width, p.height), (3 * 4 + 2 * 2, 2));
         assert_eq!(&p.pixels[..3], &[100, 100, 100]);
         assert_eq!(&p.pixels[6 * 3..7 * 3], &[128, 64, 128]); // road
         assert_eq!(&p.pixels[12 * 3..13 * 3], &[0, 0, 142]); // car
-        write_qualitative_panel(&path, None, Raster { width: 4, height: 2, data: &gt }, &pred, 2).unwrap();
+        write_qualitative_panel(
+            &path,
+            None,
+            Raster {
+                width: 4,
+                height: 2,
+                data: &gt,
+            },
+            &pred,
+            2,
+        )
+        .unwrap();
         let p = uda_data::png::read_rgb(&path).unwrap();
         assert_eq!((p.width, p.height), (2 * 2 + 2, 1));
     }

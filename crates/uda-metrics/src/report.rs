@@ -95,7 +95,11 @@ impl Report {
         for i in &images {
             total.merge(&i.matrix);
         }
-        Self { images, total, provenance }
+        Self {
+            images,
+            total,
+            provenance,
+        }
     }
 
     /// Writes the four Parquet files into `dir`.
@@ -184,10 +188,16 @@ impl Report {
             ],
             vec![
                 Arc::new(UInt32Array::from_iter_values(0..self.images.len() as u32)),
-                Arc::new(StringArray::from_iter_values(self.images.iter().map(|i| i.name.as_str()))),
+                Arc::new(StringArray::from_iter_values(
+                    self.images.iter().map(|i| i.name.as_str()),
+                )),
                 Arc::new(Float64Array::from_iter(scores.iter().map(|s| s.miou))),
-                Arc::new(Float64Array::from_iter(scores.iter().map(|s| s.pixel_accuracy))),
-                Arc::new(UInt64Array::from_iter_values(scores.iter().map(|s| s.valid_pixels))),
+                Arc::new(Float64Array::from_iter(
+                    scores.iter().map(|s| s.pixel_accuracy),
+                )),
+                Arc::new(UInt64Array::from_iter_values(
+                    scores.iter().map(|s| s.valid_pixels),
+                )),
             ],
         )
     }
@@ -195,7 +205,13 @@ impl Report {
     pub fn confusion_batch(&self) -> RecordBatch {
         let cells: Vec<(u8, u8, u64)> = (0..NUM_CLASSES)
             .flat_map(|g| (0..COLUMNS).map(move |p| (g, p)))
-            .map(|(g, p)| (g as u8, if p == OTHER { IGNORE } else { p as u8 }, self.total.count(g, p)))
+            .map(|(g, p)| {
+                (
+                    g as u8,
+                    if p == OTHER { IGNORE } else { p as u8 },
+                    self.total.count(g, p),
+                )
+            })
             .collect();
         batch(
             vec![
@@ -213,7 +229,8 @@ impl Report {
 }
 
 fn batch(fields: Vec<Field>, columns: Vec<ArrayRef>) -> RecordBatch {
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("columns are built to match their schema")
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .expect("columns are built to match their schema")
 }
 
 #[cfg(test)]
@@ -235,9 +252,18 @@ mod tests {
 
     #[test]
     fn files_round_trip_with_documented_columns() {
-        let a = ImageResult { name: "a".into(), matrix: ConfusionMatrix::from_maps(&[0, 0, 1, 255], &[0, 1, 1, 3]).unwrap() };
-        let b = ImageResult { name: "b".into(), matrix: ConfusionMatrix::from_maps(&[255, 255], &[0, 0]).unwrap() };
-        let c = ImageResult { name: "c".into(), matrix: ConfusionMatrix::from_maps(&[2, 2], &[2, 250]).unwrap() };
+        let a = ImageResult {
+            name: "a".into(),
+            matrix: ConfusionMatrix::from_maps(&[0, 0, 1, 255], &[0, 1, 1, 3]).unwrap(),
+        };
+        let b = ImageResult {
+            name: "b".into(),
+            matrix: ConfusionMatrix::from_maps(&[255, 255], &[0, 0]).unwrap(),
+        };
+        let c = ImageResult {
+            name: "c".into(),
+            matrix: ConfusionMatrix::from_maps(&[2, 2], &[2, 250]).unwrap(),
+        };
         let r = Report::new(vec![a, b, c], provenance());
         let d = tempfile::tempdir().unwrap();
         r.write(d.path()).unwrap();
@@ -251,25 +277,60 @@ mod tests {
         assert_eq!(iou.value(2), 0.5); // building: tp 1, fn 1 (predicted 250)
         assert!(iou.is_null(3));
         assert_eq!(column::<UInt64Array>(&path, &t, "fn").unwrap().value(2), 1);
-        assert_eq!(column::<StringArray>(&path, &t, "class_name").unwrap().value(18), "bicycle");
+        assert_eq!(
+            column::<StringArray>(&path, &t, "class_name")
+                .unwrap()
+                .value(18),
+            "bicycle"
+        );
 
         let path = d.path().join(SUMMARY);
         let t = read_parquet(&path).unwrap();
         assert_eq!(t.num_rows(), 1);
-        assert_eq!(column::<Float64Array>(&path, &t, "miou").unwrap().value(0), 0.5);
-        assert_eq!(column::<Float64Array>(&path, &t, "pixel_accuracy").unwrap().value(0), 3.0 / 5.0);
-        assert_eq!(column::<UInt64Array>(&path, &t, "images").unwrap().value(0), 3);
-        assert_eq!(column::<UInt64Array>(&path, &t, "other_pixels").unwrap().value(0), 1);
-        assert!(column::<StringArray>(&path, &t, "model_meta").unwrap().is_null(0));
-        assert_eq!(column::<StringArray>(&path, &t, "mode").unwrap().value(0), "external");
+        assert_eq!(
+            column::<Float64Array>(&path, &t, "miou").unwrap().value(0),
+            0.5
+        );
+        assert_eq!(
+            column::<Float64Array>(&path, &t, "pixel_accuracy")
+                .unwrap()
+                .value(0),
+            3.0 / 5.0
+        );
+        assert_eq!(
+            column::<UInt64Array>(&path, &t, "images").unwrap().value(0),
+            3
+        );
+        assert_eq!(
+            column::<UInt64Array>(&path, &t, "other_pixels")
+                .unwrap()
+                .value(0),
+            1
+        );
+        assert!(
+            column::<StringArray>(&path, &t, "model_meta")
+                .unwrap()
+                .is_null(0)
+        );
+        assert_eq!(
+            column::<StringArray>(&path, &t, "mode").unwrap().value(0),
+            "external"
+        );
 
         let path = d.path().join(PER_IMAGE);
         let t = read_parquet(&path).unwrap();
         let miou = column::<Float64Array>(&path, &t, "miou").unwrap();
         assert_eq!(miou.value(0), 0.5);
         assert!(miou.is_null(1));
-        assert!(column::<Float64Array>(&path, &t, "pixel_accuracy").unwrap().is_null(1));
-        assert_eq!(column::<StringArray>(&path, &t, "name").unwrap().value(2), "c");
+        assert!(
+            column::<Float64Array>(&path, &t, "pixel_accuracy")
+                .unwrap()
+                .is_null(1)
+        );
+        assert_eq!(
+            column::<StringArray>(&path, &t, "name").unwrap().value(2),
+            "c"
+        );
 
         let path = d.path().join(CONFUSION);
         let t = read_parquet(&path).unwrap();
@@ -278,7 +339,9 @@ mod tests {
         assert_eq!(count.iter().flatten().sum::<u64>(), 5);
         let pred = column::<UInt8Array>(&path, &t, "pred").unwrap();
         let gt = column::<UInt8Array>(&path, &t, "gt").unwrap();
-        let other_building = (0..t.num_rows()).find(|&i| gt.value(i) == 2 && pred.value(i) == 255).unwrap();
+        let other_building = (0..t.num_rows())
+            .find(|&i| gt.value(i) == 2 && pred.value(i) == 255)
+            .unwrap();
         assert_eq!(count.value(other_building), 1);
     }
 }

@@ -61,7 +61,11 @@ pub fn mean_iou(ious: &[Option<f64>; NUM_CLASSES], dropped: &[u8]) -> Option<f64
 
 impl ConfusionMatrix {
     pub fn class_score(&self, class: usize) -> ClassScore {
-        let (tp, fp, fn_) = (self.true_positives(class), self.false_positives(class), self.false_negatives(class));
+        let (tp, fp, fn_) = (
+            self.true_positives(class),
+            self.false_positives(class),
+            self.false_negatives(class),
+        );
         let denom = tp + fp + fn_;
         ClassScore {
             class_id: class as u8,

@@ -13,13 +13,23 @@ use uda_metrics::{ConfusionMatrix, Provenance, Report};
 
 fn python() -> PathBuf {
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(py.exists(), "{} not found: run scripts/setup.sh to create the project virtualenv", py.display());
+    assert!(
+        py.exists(),
+        "{} not found: run scripts/setup.sh to create the project virtualenv",
+        py.display()
+    );
     py
 }
 
 fn run_python(script: &str, args: &[&Path]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(script);
-    let out = Command::new(python()).arg(&script).args(args).output().expect("running python");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(script);
+    let out = Command::new(python())
+        .arg(&script)
+        .args(args)
+        .output()
+        .expect("running python");
     assert!(
         out.status.success(),
         "{} failed:\n{}\n{}",
@@ -34,7 +44,10 @@ fn run_python(script: &str, args: &[&Path]) -> String {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) as u32
     }
     fn below(&mut self, n: u32) -> u32 {
@@ -58,7 +71,10 @@ fn structured_map(rng: &mut Lcg, w: usize, h: usize) -> Vec<u8> {
     let mut map = vec![random_label_id(rng); w * h];
     for _ in 0..12 {
         let (x0, y0) = (rng.below(w as u32) as usize, rng.below(h as u32) as usize);
-        let (rw, rh) = (1 + rng.below(w as u32 / 2) as usize, 1 + rng.below(h as u32 / 2) as usize);
+        let (rw, rh) = (
+            1 + rng.below(w as u32 / 2) as usize,
+            1 + rng.below(h as u32 / 2) as usize,
+        );
         let id = random_label_id(rng);
         for y in y0..(y0 + rh).min(h) {
             map[y * w + x0..(x0 + rw).min(w) + y * w].fill(id);
@@ -79,7 +95,13 @@ fn structured_prediction(rng: &mut Lcg, gt: &[u8], w: usize) -> Vec<u8> {
                 70..=89 => random_label_id(rng),
                 // Motorcycle (32) only ever predicted on a few pixels: false positives only
                 // where the ground truth has none.
-                _ => if r == 99 { 32 } else { src },
+                _ => {
+                    if r == 99 {
+                        32
+                    } else {
+                        src
+                    }
+                }
             }
         })
         .collect()
@@ -90,14 +112,31 @@ fn per_class_iou_equals_official_cityscapesscripts() {
     let d = tempfile::tempdir().unwrap();
     let (root, results) = (d.path().join("cityscapes"), d.path().join("results"));
     let mut rng = Lcg(2024);
-    let images = [("lindau", 0, 96, 160), ("lindau", 1, 96, 160), ("munster", 0, 64, 64), ("frankfurt", 7, 50, 130)];
+    let images = [
+        ("lindau", 0, 96, 160),
+        ("lindau", 1, 96, 160),
+        ("munster", 0, 64, 64),
+        ("frankfurt", 7, 50, 130),
+    ];
     for (i, &(city, seq, h, w)) in images.iter().enumerate() {
         let key = format!("{city}_{seq:06}_{:06}", 19 + i);
         let gt = structured_map(&mut rng, w, h);
         let pred = structured_prediction(&mut rng, &gt, w);
-        write_gray(&root.join(format!("gtFine/val/{city}/{key}_gtFine_labelIds.png")), w, h, &gt).unwrap();
+        write_gray(
+            &root.join(format!("gtFine/val/{city}/{key}_gtFine_labelIds.png")),
+            w,
+            h,
+            &gt,
+        )
+        .unwrap();
         // Nested folders and a suffix: both the official search and ours must find it.
-        write_gray(&results.join(city).join(format!("{key}_pred.png")), w, h, &pred).unwrap();
+        write_gray(
+            &results.join(city).join(format!("{key}_pred.png")),
+            w,
+            h,
+            &pred,
+        )
+        .unwrap();
     }
 
     let pairs = match_predictions(&results, &root, "val").unwrap();
@@ -115,7 +154,8 @@ fn per_class_iou_equals_official_cityscapesscripts() {
     );
     let ours = report.total.scores();
 
-    let json: serde_json::Value = serde_json::from_str(&run_python("official_eval.py", &[&root, &results])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&run_python("official_eval.py", &[&root, &results])).unwrap();
     let parse = |v: &serde_json::Value| v.as_str().map(|s| s.parse::<f64>().unwrap());
     let mut max_diff = 0.0f64;
     for class in &CLASSES {
@@ -124,14 +164,22 @@ fn per_class_iou_equals_official_cityscapesscripts() {
         match (official, mine) {
             (Some(a), Some(b)) => {
                 max_diff = max_diff.max((a - b).abs());
-                assert!((a - b).abs() <= 1e-9, "{}: official {a}, ours {b}", class.name);
+                assert!(
+                    (a - b).abs() <= 1e-9,
+                    "{}: official {a}, ours {b}",
+                    class.name
+                );
             }
             (None, None) => {}
             (a, b) => panic!("{}: official {a:?}, ours {b:?}", class.name),
         }
     }
     let official_mean = parse(&json["average"]).unwrap();
-    assert!((official_mean - ours.miou.unwrap()).abs() <= 1e-9, "mIoU: official {official_mean}, ours {:?}", ours.miou);
+    assert!(
+        (official_mean - ours.miou.unwrap()).abs() <= 1e-9,
+        "mIoU: official {official_mean}, ours {:?}",
+        ours.miou
+    );
     eprintln!("max |IoU difference| to cityscapesscripts: {max_diff:e}");
 
     // The data exercises what it should: an undefined class (train), a false-positive-only class
@@ -148,12 +196,32 @@ fn confusion_matrix_equals_numpy_fast_hist() {
     let d = tempfile::tempdir().unwrap();
     let mut rng = Lcg(7);
     let n = 300_001;
-    let gt: Vec<u8> = (0..n).map(|i| if (i / 97) % 9 == 0 { IGNORE } else { ((i / 331) % 19) as u8 }).collect();
-    let pred: Vec<u8> = gt.iter().map(|&g| if g != IGNORE && rng.below(3) > 0 { g } else { rng.below(19) as u8 }).collect();
+    let gt: Vec<u8> = (0..n)
+        .map(|i| {
+            if (i / 97) % 9 == 0 {
+                IGNORE
+            } else {
+                ((i / 331) % 19) as u8
+            }
+        })
+        .collect();
+    let pred: Vec<u8> = gt
+        .iter()
+        .map(|&g| {
+            if g != IGNORE && rng.below(3) > 0 {
+                g
+            } else {
+                rng.below(19) as u8
+            }
+        })
+        .collect();
     std::fs::write(d.path().join("gt.bin"), &gt).unwrap();
     std::fs::write(d.path().join("pred.bin"), &pred).unwrap();
-    let numpy: Vec<Vec<u64>> =
-        serde_json::from_str(&run_python("fast_hist.py", &[&d.path().join("gt.bin"), &d.path().join("pred.bin")])).unwrap();
+    let numpy: Vec<Vec<u64>> = serde_json::from_str(&run_python(
+        "fast_hist.py",
+        &[&d.path().join("gt.bin"), &d.path().join("pred.bin")],
+    ))
+    .unwrap();
     let m = ConfusionMatrix::from_maps(&gt, &pred).unwrap();
     for (g, row) in numpy.iter().enumerate() {
         assert_eq!(row.as_slice(), &m.rows()[g][..19], "row {g}");

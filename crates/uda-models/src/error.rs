@@ -21,6 +21,37 @@ impl std::fmt::Display for ShapeMismatch {
     }
 }
 
+/// Everything wrong between a weight file and the model, found before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightMismatch {
+    pub path: PathBuf,
+    pub naming: String,
+    /// Model variables the file should provide but does not.
+    pub missing: Vec<String>,
+    /// File tensors that map to no model variable.
+    pub unexpected: Vec<String>,
+    pub mismatched: Vec<ShapeMismatch>,
+    /// Model variables that more than one file tensor maps to.
+    pub duplicated: Vec<String>,
+}
+
+impl std::fmt::Display for WeightMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: weights do not fit the model (naming {}):\n{}",
+            self.path.display(),
+            self.naming,
+            format_mismatch(
+                &self.missing,
+                &self.unexpected,
+                &self.mismatched,
+                &self.duplicated
+            )
+        )
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("{path}: {source}")]
@@ -45,21 +76,9 @@ pub enum ModelError {
         kind: String,
     },
 
-    #[error(
-        "{path}: weights do not fit the model (naming {naming}):\n{}",
-        format_mismatch(missing, unexpected, mismatched, duplicated)
-    )]
-    Mismatch {
-        path: PathBuf,
-        naming: String,
-        /// Model variables the file should provide but does not.
-        missing: Vec<String>,
-        /// File tensors that map to no model variable.
-        unexpected: Vec<String>,
-        mismatched: Vec<ShapeMismatch>,
-        /// Model variables that more than one file tensor maps to.
-        duplicated: Vec<String>,
-    },
+    /// Boxed: the lists are large, and every `Result` carries the error's size.
+    #[error("{0}")]
+    Mismatch(Box<WeightMismatch>),
 
     #[error("invalid model config: {0}")]
     Config(String),

@@ -39,7 +39,7 @@ mod vgg;
 mod weights;
 
 pub use device::{cuda_runtime_loaded, device_from_spec};
-pub use error::{ModelError, ShapeMismatch};
+pub use error::{ModelError, ShapeMismatch, WeightMismatch};
 pub use normalization::Normalization;
 pub use weights::{
     LoadReport, WeightNaming, load_safetensors, load_safetensors_under, save_safetensors,
@@ -133,9 +133,9 @@ pub struct SegOutput {
 
 #[derive(Debug)]
 enum Net {
-    Deeplab(deeplab::DeepLabV2),
-    Fcn8s(fcn8s::Fcn8s),
-    Enet(enet::ENet),
+    Deeplab(Box<deeplab::DeepLabV2>),
+    Fcn8s(Box<fcn8s::Fcn8s>),
+    Enet(Box<enet::ENet>),
 }
 
 /// A segmentation network on a tch `nn::Path`. Trainable trunk parameters are in optimiser
@@ -157,19 +157,21 @@ impl SegNet {
         let trunk = root.set_group(GROUP_BACKBONE);
         let head = root.set_group(GROUP_HEAD);
         let net = match cfg.backbone {
-            Backbone::Deeplabv2Resnet101 => Net::Deeplab(deeplab::DeepLabV2::new(
+            Backbone::Deeplabv2Resnet101 => Net::Deeplab(Box::new(deeplab::DeepLabV2::new(
                 &trunk,
                 &head,
                 cfg.num_classes,
                 cfg.freeze_bn,
-            )),
-            Backbone::Fcn8sVgg16 => Net::Fcn8s(fcn8s::Fcn8s::new(&trunk, &head, cfg.num_classes)),
-            Backbone::Enet => Net::Enet(enet::ENet::new(
+            ))),
+            Backbone::Fcn8sVgg16 => {
+                Net::Fcn8s(Box::new(fcn8s::Fcn8s::new(&trunk, &head, cfg.num_classes)))
+            }
+            Backbone::Enet => Net::Enet(Box::new(enet::ENet::new(
                 &trunk,
                 &head,
                 cfg.num_classes,
                 cfg.freeze_bn,
-            )),
+            ))),
         };
         Self { cfg: *cfg, net }
     }

@@ -9,7 +9,7 @@ use safetensors::tensor::{Dtype, SafeTensors};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-use crate::error::{ModelError, ShapeMismatch};
+use crate::error::{ModelError, ShapeMismatch, WeightMismatch};
 use crate::naming::{Mapped, is_head_var, map_key};
 
 pub use crate::naming::WeightNaming;
@@ -169,14 +169,14 @@ pub fn load_safetensors_under(
         || !duplicated.is_empty()
         || (strict && !(report.missing.is_empty() && report.unexpected.is_empty()))
     {
-        return Err(ModelError::Mismatch {
+        return Err(ModelError::Mismatch(Box::new(WeightMismatch {
             path: path.to_owned(),
             naming: naming.to_string(),
             missing: report.missing,
             unexpected: report.unexpected,
             mismatched,
             duplicated,
-        });
+        })));
     }
 
     tch::no_grad(|| -> Result<(), ModelError> {

@@ -402,9 +402,30 @@ pub fn hostname() -> String {
 
 /// The cache key: blake3 over a canonical JSON document (sorted keys, canonical numbers).
 pub fn key_of(doc: &serde_json::Value) -> String {
-    // serde_json's default map is a BTreeMap, so keys serialise sorted.
-    let text = serde_json::to_vec(doc).unwrap_or_default();
+    // Keys are sorted explicitly: serde-saphyr turns on serde_json's `preserve_order`, so a map
+    // would otherwise serialise in insertion (YAML) order and reordering params would change keys.
+    let text = serde_json::to_vec(&sorted_keys(doc)).unwrap_or_default();
     hashing::hex(blake3::hash(&text).as_bytes())[..32].to_string()
+}
+
+/// A copy of `v` whose objects list their keys in sorted order, at every depth.
+fn sorted_keys(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut entries: Vec<_> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, x)| (k.clone(), sorted_keys(x)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.iter().map(sorted_keys).collect())
+        }
+        other => other.clone(),
+    }
 }
 
 pub fn hash_hex(h: &Hash) -> String {

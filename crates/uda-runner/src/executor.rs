@@ -11,9 +11,10 @@ use crate::error::{IoContext, Result};
 use crate::pipeline::Resources;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use uda_stage::ProgressUpdate;
 
@@ -71,7 +72,64 @@ pub trait Executor: Send + Sync {
 
 /// Runs stage binaries as child processes of this machine.
 #[derive(Debug, Default)]
-pub struct LocalExecutor;
+pub struct LocalExecutor {
+    /// `uda-pipe` itself: stages are started through `uda-pipe __stage-exec` (see
+    /// [`trampoline_main`]) so that their peak memory is measured exactly.
+    trampoline: Option<PathBuf>,
+}
+
+impl LocalExecutor {
+    /// Starts stages directly; peak memory below this process's own is sampled from /proc.
+    pub fn direct() -> Self {
+        Self { trampoline: None }
+    }
+
+    /// Starts stages through `exe __stage-exec` (exact peak memory); `exe` must be `uda-pipe`.
+    pub fn with_trampoline(exe: PathBuf) -> Self {
+        Self {
+            trampoline: Some(exe),
+        }
+    }
+}
+
+/// The hidden subcommand that runs a stage for [`LocalExecutor::with_trampoline`].
+pub const TRAMPOLINE_ARG: &str = "__stage-exec";
+
+/// `uda-pipe __stage-exec BIN ARGS...`: runs BIN and reports its exact rusage on stderr.
+///
+/// Linux carries the high-water RSS of the process that calls `exec` into the new program's
+/// `ru_maxrss`, so a stage spawned by a large `uda-pipe` would report at least `uda-pipe`'s memory.
+/// Spawned from this small fresh process instead, the stage's `ru_maxrss` is its own.
+pub fn trampoline_main(args: &[OsString]) -> std::process::ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    use wait4::Wait4;
+    let Some((bin, rest)) = args.split_first() else {
+        eprintln!("usage: uda-pipe {TRAMPOLINE_ARG} BINARY [ARGS...]");
+        return std::process::ExitCode::from(2);
+    };
+    let child = match Command::new(bin).args(rest).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot start {}: {e}", Path::new(bin).display());
+            return std::process::ExitCode::from(127);
+        }
+    };
+    match child.wait4() {
+        Ok(r) => {
+            let line = serde_json::json!({"uda_rusage": {"maxrss": r.rusage.maxrss, "code": r.status.code(), "signal": r.status.signal()}});
+            eprintln!("{line}");
+            let code = r
+                .status
+                .code()
+                .unwrap_or_else(|| 128 + r.status.signal().unwrap_or(0));
+            std::process::ExitCode::from(code.clamp(0, 255) as u8)
+        }
+        Err(e) => {
+            eprintln!("waiting for {}: {e}", Path::new(bin).display());
+            std::process::ExitCode::from(126)
+        }
+    }
+}
 
 impl Executor for LocalExecutor {
     fn name(&self) -> &'static str {
@@ -84,9 +142,19 @@ impl Executor for LocalExecutor {
         let log = std::fs::File::create(&job.log)
             .ctx(|| format!("creating log {}", job.log.display()))?;
         let log = Mutex::new(log);
+        // See `peak_rss`: the child's rusage starts from our own high-water mark.
+        let parent_hwm = vm_hwm("/proc/self/status").unwrap_or(0);
         let started_ms = crate::cache::now_ms();
         let t0 = Instant::now();
-        let mut child = Command::new(&job.binary)
+        let mut cmd = match &self.trampoline {
+            Some(exe) => {
+                let mut c = Command::new(exe);
+                c.arg(TRAMPOLINE_ARG).arg(&job.binary);
+                c
+            }
+            None => Command::new(&job.binary),
+        };
+        let mut child = cmd
             .args(&job.args)
             .envs(job.env.iter().map(|(k, v)| (k, v)))
             .env(uda_stage::PROGRESS_ENV, "jsonl")
@@ -98,6 +166,10 @@ impl Executor for LocalExecutor {
             .ctx(|| format!("starting {}", job.binary.display()))?;
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
+        let pid = child.id();
+        let done = AtomicBool::new(false);
+        let sampled = AtomicU64::new(0);
+        let reported: Mutex<Option<serde_json::Value>> = Mutex::new(None);
         let res = std::thread::scope(|s| {
             if let Some(out) = stdout {
                 let log = &log;
@@ -105,34 +177,94 @@ impl Executor for LocalExecutor {
             }
             if let Some(err) = stderr {
                 let log = &log;
+                let reported = &reported;
+                let via_trampoline = self.trampoline.is_some();
                 s.spawn(move || {
-                    pump(
-                        err,
-                        log,
-                        &|line| match uda_stage::parse_progress_line(line) {
-                            Some(u) => {
-                                progress(u);
+                    pump(err, log, &|line| {
+                        if let Some(u) = uda_stage::parse_progress_line(line) {
+                            progress(u);
+                            return true;
+                        }
+                        let rusage = serde_json::from_str::<serde_json::Value>(line.trim())
+                            .ok()
+                            .and_then(|v| v.get("uda_rusage").cloned());
+                        match rusage {
+                            Some(r) if via_trampoline => {
+                                if let Ok(mut slot) = reported.lock() {
+                                    *slot = Some(r);
+                                }
                                 true
                             }
-                            None => false,
-                        },
-                    )
+                            _ => false,
+                        }
+                    })
                 });
             }
-            child.wait4()
+            let (done, sampled) = (&done, &sampled);
+            s.spawn(move || {
+                while !done.load(Ordering::Acquire) {
+                    if let Some(hwm) = vm_hwm(&format!("/proc/{pid}/status")) {
+                        sampled.fetch_max(hwm, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+            let r = child.wait4();
+            done.store(true, Ordering::Release);
+            r
         });
         let res = res.ctx(|| format!("waiting for {}", job.binary.display()))?;
         if let Ok(mut f) = log.lock() {
             let _ = f.flush();
         }
+        // Through the trampoline, its report is the stage's own status and rusage.
+        if let Ok(Some(r)) = reported.lock().map(|r| r.clone()) {
+            return Ok(JobResult {
+                exit_code: r["code"].as_i64().map(|c| c as i32),
+                signal: r["signal"].as_i64().map(|s| s as i32),
+                peak_rss_bytes: r["maxrss"].as_u64().unwrap_or(0),
+                started_ms,
+                duration: t0.elapsed(),
+            });
+        }
         Ok(JobResult {
             exit_code: res.status.code(),
             signal: res.status.signal(),
-            peak_rss_bytes: res.rusage.maxrss,
+            peak_rss_bytes: peak_rss(
+                res.rusage.maxrss,
+                parent_hwm,
+                sampled.load(Ordering::Relaxed),
+            ),
             started_ms,
             duration: t0.elapsed(),
         })
     }
+}
+
+/// The stage's peak resident memory. `wait4`'s `ru_maxrss` is exact when the stage grew beyond
+/// this process's own high-water mark, but Linux carries the spawning process's mark into the
+/// child across `exec` (the child starts as a copy of us), so below it only the sampled `VmHWM`
+/// of the stage (read every 50 ms from /proc) is the stage's own.
+fn peak_rss(rusage_max: u64, parent_hwm: u64, sampled: u64) -> u64 {
+    if rusage_max > parent_hwm + (1 << 20) || sampled == 0 {
+        rusage_max
+    } else {
+        sampled
+    }
+}
+
+/// `VmHWM` (peak resident set) of a /proc status file, in bytes.
+fn vm_hwm(status_path: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(status_path).ok()?;
+    let kb: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 /// Copies lines to the log, except those `consume` takes (progress lines).

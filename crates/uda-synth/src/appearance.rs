@@ -163,10 +163,10 @@ pub(crate) fn finish(
         }
     }
     if domain == Domain::Target {
-        if (shift.blur_sigma as f32) > 0.0 {
-            gaussian_blur(&mut img, w, h, (shift.blur_sigma as f32));
+        if shift.blur_sigma > 0.0 {
+            gaussian_blur(&mut img, w, h, shift.blur_sigma as f32);
         }
-        if (shift.noise_sigma as f32) > 0.0 {
+        if shift.noise_sigma > 0.0 {
             let s = (shift.noise_sigma as f32) / 255.0;
             for v in img.iter_mut() {
                 *v += s * normal(rng);

@@ -19,6 +19,8 @@ pub struct GenParams {
     pub seed: i64,
     /// Also write `stamp.txt` with the current time (a non-deterministic output).
     pub stamp: bool,
+    /// Touch this many MiB of memory for 200 ms (to test peak-memory reporting).
+    pub alloc_mb: u64,
 }
 
 impl Default for GenParams {
@@ -29,6 +31,7 @@ impl Default for GenParams {
             scale: 1.0,
             seed: 0,
             stamp: false,
+            alloc_mb: 0,
         }
     }
 }
@@ -47,6 +50,19 @@ impl Stage for Gen {
         }]
     }
     fn run(ctx: &StageContext, p: &GenParams) -> anyhow::Result<()> {
+        if p.alloc_mb > 0 {
+            let block = vec![1u8; (p.alloc_mb as usize) << 20];
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            println!(
+                "touched {} MiB (checksum {})",
+                p.alloc_mb,
+                block
+                    .iter()
+                    .step_by(4096)
+                    .map(|&b| u64::from(b))
+                    .sum::<u64>()
+            );
+        }
         let dir = ctx.out_path("files");
         std::fs::create_dir_all(&dir)?;
         let progress = ctx.progress("writing", u64::from(p.count));

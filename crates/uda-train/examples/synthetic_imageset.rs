@@ -14,13 +14,28 @@ fn main() -> ExitCode {
     }
     let parse = || -> Result<(usize, usize, usize, bool, u64, f32), std::num::ParseIntError> {
         let shift = a[6].parse().unwrap_or(0.0);
-        Ok((a[1].parse()?, a[2].parse()?, a[3].parse()?, a[4] == "1", a[5].parse()?, shift))
+        Ok((
+            a[1].parse()?,
+            a[2].parse()?,
+            a[3].parse()?,
+            a[4] == "1",
+            a[5].parse()?,
+            shift,
+        ))
     };
     let Ok((n, h, w, labels, seed, shift)) = parse() else {
         eprintln!("error: N, HEIGHT, WIDTH and SEED must be non-negative integers");
         return ExitCode::from(2);
     };
-    match uda_train::synthetic::write_imageset(std::path::Path::new(&a[0]), n, h, w, labels, seed, shift) {
+    match uda_train::synthetic::write_imageset(
+        std::path::Path::new(&a[0]),
+        n,
+        h,
+        w,
+        labels,
+        seed,
+        shift,
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -68,11 +68,18 @@ pub fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     if args.describe {
-        println!("{}", serde_json::to_string_pretty(&Evaluate::describe()).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&Evaluate::describe()).unwrap_or_default()
+        );
         return ExitCode::SUCCESS;
     }
     match run_stage::<Evaluate>(&args) {
@@ -94,18 +101,55 @@ mod tests {
 
     #[test]
     fn convenience_flags_become_contract_arguments() {
-        let got = translate_args(strings(&["evaluate", "--pred-dir", "/p", "--gt-root=/g", "--split", "1", "--out", "/o", "--pred-ids=label", "-p", "panels=0"])).unwrap();
+        let got = translate_args(strings(&[
+            "evaluate",
+            "--pred-dir",
+            "/p",
+            "--gt-root=/g",
+            "--split",
+            "1",
+            "--out",
+            "/o",
+            "--pred-ids=label",
+            "-p",
+            "panels=0",
+        ]))
+        .unwrap();
         assert_eq!(
             got,
-            strings(&["evaluate", "--input", "pred_dir=/p", "--input", "gt_root=/g", "--param", "split=\"1\"", "--out", "/o", "--param", "pred_ids=\"label\"", "-p", "panels=0"])
+            strings(&[
+                "evaluate",
+                "--input",
+                "pred_dir=/p",
+                "--input",
+                "gt_root=/g",
+                "--param",
+                "split=\"1\"",
+                "--out",
+                "/o",
+                "--param",
+                "pred_ids=\"label\"",
+                "-p",
+                "panels=0"
+            ])
         );
         let args = StageArgs::try_parse_from_iter(Evaluate::KIND, Evaluate::DOC, got).unwrap();
         let params = args.params_value(Evaluate::KIND).unwrap();
         assert_eq!(params["split"], serde_json::json!("1"));
         assert_eq!(params["pred_ids"], serde_json::json!("label"));
-        assert_eq!(args.inputs[1], ("gt_root".to_string(), std::path::PathBuf::from("/g")));
-        assert!(translate_args(strings(&["evaluate", "--split"])).unwrap_err().contains("--split needs a value"));
+        assert_eq!(
+            args.inputs[1],
+            ("gt_root".to_string(), std::path::PathBuf::from("/g"))
+        );
+        assert!(
+            translate_args(strings(&["evaluate", "--split"]))
+                .unwrap_err()
+                .contains("--split needs a value")
+        );
         // Not a prefix match on other flags.
-        assert_eq!(translate_args(strings(&["--splits", "x"])).unwrap(), strings(&["--splits", "x"]));
+        assert_eq!(
+            translate_args(strings(&["--splits", "x"])).unwrap(),
+            strings(&["--splits", "x"])
+        );
     }
 }

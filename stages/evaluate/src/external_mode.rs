@@ -11,8 +11,13 @@ use uda_stage::StageContext;
 const SUSPICIOUS_OTHER: f64 = 0.05;
 
 pub(crate) fn run(ctx: &StageContext, params: &EvaluateParams) -> anyhow::Result<Report> {
-    let (Some(pred_dir), Some(gt_root)) = (ctx.optional_input("pred_dir"), ctx.optional_input("gt_root")) else {
-        anyhow::bail!("external mode needs both --pred-dir DIR (input pred_dir) and --gt-root CITYSCAPES_ROOT (input gt_root)");
+    let (Some(pred_dir), Some(gt_root)) = (
+        ctx.optional_input("pred_dir"),
+        ctx.optional_input("gt_root"),
+    ) else {
+        anyhow::bail!(
+            "external mode needs both --pred-dir DIR (input pred_dir) and --gt-root CITYSCAPES_ROOT (input gt_root)"
+        );
     };
     let pairs = match_predictions(pred_dir, gt_root, &params.split)?;
     let progress = ctx.progress("score", pairs.len() as u64);
@@ -21,10 +26,30 @@ pub(crate) fn run(ctx: &StageContext, params: &EvaluateParams) -> anyhow::Result
 
     for (i, pair) in pairs.iter().enumerate().take(params.panels) {
         let (w, h, gt, pred) = load_pair(pair, params.pred_ids)?;
-        let image = pair.image.as_deref().map(uda_data::png::read_rgb).transpose()?;
-        let image = image.as_ref().map(|im| Raster { width: im.width, height: im.height, data: &im.pixels });
-        let path = ctx.out_path(PANELS).join(format!("{i:05}_{}.png", pair.name));
-        write_qualitative_panel(&path, image, Raster { width: w, height: h, data: &gt }, &pred, params.panel_width)?;
+        let image = pair
+            .image
+            .as_deref()
+            .map(uda_data::png::read_rgb)
+            .transpose()?;
+        let image = image.as_ref().map(|im| Raster {
+            width: im.width,
+            height: im.height,
+            data: &im.pixels,
+        });
+        let path = ctx
+            .out_path(PANELS)
+            .join(format!("{i:05}_{}.png", pair.name));
+        write_qualitative_panel(
+            &path,
+            image,
+            Raster {
+                width: w,
+                height: h,
+                data: &gt,
+            },
+            &pred,
+            params.panel_width,
+        )?;
     }
 
     let report = Report::new(

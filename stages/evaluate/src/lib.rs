@@ -3,7 +3,7 @@
 //! Two modes, chosen by the inputs given:
 //!
 //! * **model**: `--input model=CKPT --input data=IMAGESET [--input labels=IMAGESET]`. The
-//!   checkpoint folder (`model.json` + `model.safetensors`, see [`model`]) is run on every image
+//!   checkpoint folder (`model.json` + weights, see [`model`]) is run on every image
 //!   of `data`; logits are upsampled bilinearly (`align_corners = true`, as ADVENT's and FDA's
 //!   evaluation scripts) to the label size and arg-maxed. Labels are `data`'s `labels.zarr`, or
 //!   those of the `labels` ImageSet when given (e.g. Cityscapes val preprocessed at full
@@ -85,28 +85,69 @@ impl Stage for Evaluate {
 
     fn inputs() -> Vec<InputSpec> {
         vec![
-            InputSpec { name: "model", doc: "model mode: checkpoint folder (model.json + model.safetensors)", required: false },
-            InputSpec { name: "data", doc: "model mode: ImageSet to predict on (its labels are the ground truth unless `labels` is given)", required: false },
-            InputSpec { name: "labels", doc: "model mode, optional: ImageSet whose labels.zarr is the ground truth (same images, e.g. at full resolution)", required: false },
-            InputSpec { name: "pred_dir", doc: "external mode: folder of prediction PNGs named {city}_{seq}_{frame}*.png", required: false },
-            InputSpec { name: "gt_root", doc: "external mode: Cityscapes root with gtFine/<split>/<city>/*_gtFine_labelIds.png", required: false },
+            InputSpec {
+                name: "model",
+                doc: "model mode: checkpoint folder (model.json + model.safetensors)",
+                required: false,
+            },
+            InputSpec {
+                name: "data",
+                doc: "model mode: ImageSet to predict on (its labels are the ground truth unless `labels` is given)",
+                required: false,
+            },
+            InputSpec {
+                name: "labels",
+                doc: "model mode, optional: ImageSet whose labels.zarr is the ground truth (same images, e.g. at full resolution)",
+                required: false,
+            },
+            InputSpec {
+                name: "pred_dir",
+                doc: "external mode: folder of prediction PNGs named {city}_{seq}_{frame}*.png",
+                required: false,
+            },
+            InputSpec {
+                name: "gt_root",
+                doc: "external mode: Cityscapes root with gtFine/<split>/<city>/*_gtFine_labelIds.png",
+                required: false,
+            },
         ]
     }
 
     fn outputs() -> Vec<OutputSpec> {
         vec![
-            OutputSpec { name: PER_CLASS, doc: "class_id, class_name, iou (null if undefined), tp, fp, fn" },
-            OutputSpec { name: SUMMARY, doc: "miou, miou16, miou13, pixel_accuracy, images, pixel counts, stage, mode, predictions, ground_truth, model_meta, params" },
-            OutputSpec { name: PER_IMAGE, doc: "index, name, miou, pixel_accuracy, valid_pixels" },
-            OutputSpec { name: CONFUSION, doc: "gt, pred (255 = outside the 19 classes), count" },
-            OutputSpec { name: PANELS, doc: "PNG panels: image | ground truth | prediction" },
+            OutputSpec {
+                name: PER_CLASS,
+                doc: "class_id, class_name, iou (null if undefined), tp, fp, fn",
+            },
+            OutputSpec {
+                name: SUMMARY,
+                doc: "miou, miou16, miou13, pixel_accuracy, images, pixel counts, stage, mode, predictions, ground_truth, model_meta, params",
+            },
+            OutputSpec {
+                name: PER_IMAGE,
+                doc: "index, name, miou, pixel_accuracy, valid_pixels",
+            },
+            OutputSpec {
+                name: CONFUSION,
+                doc: "gt, pred (255 = outside the 19 classes), count",
+            },
+            OutputSpec {
+                name: PANELS,
+                doc: "PNG panels: image | ground truth | prediction",
+            },
         ]
     }
 
     fn run(ctx: &StageContext, params: &EvaluateParams) -> anyhow::Result<()> {
         anyhow::ensure!(params.batch_size > 0, "param batch_size must be at least 1");
-        let model_inputs = ["model", "data", "labels"].into_iter().filter(|n| ctx.optional_input(n).is_some()).collect::<Vec<_>>();
-        let external_inputs = ["pred_dir", "gt_root"].into_iter().filter(|n| ctx.optional_input(n).is_some()).collect::<Vec<_>>();
+        let model_inputs = ["model", "data", "labels"]
+            .into_iter()
+            .filter(|n| ctx.optional_input(n).is_some())
+            .collect::<Vec<_>>();
+        let external_inputs = ["pred_dir", "gt_root"]
+            .into_iter()
+            .filter(|n| ctx.optional_input(n).is_some())
+            .collect::<Vec<_>>();
         let report = match (model_inputs.is_empty(), external_inputs.is_empty()) {
             (false, true) => model_mode::run(ctx, params)?,
             (true, false) => external_mode::run(ctx, params)?,
@@ -139,16 +180,23 @@ pub fn metrics(report: &Report) -> BTreeMap<String, serde_json::Value> {
     m.insert("miou".to_string(), serde_json::json!(s.miou));
     m.insert("miou16".to_string(), serde_json::json!(s.miou16));
     m.insert("miou13".to_string(), serde_json::json!(s.miou13));
-    m.insert("pixel_accuracy".to_string(), serde_json::json!(s.pixel_accuracy));
+    m.insert(
+        "pixel_accuracy".to_string(),
+        serde_json::json!(s.pixel_accuracy),
+    );
     m.insert("images".to_string(), serde_json::json!(report.images.len()));
-    m.insert("mode".to_string(), serde_json::json!(report.provenance.mode));
+    m.insert(
+        "mode".to_string(),
+        serde_json::json!(report.provenance.mode),
+    );
     m
 }
 
 /// A per-class table for the person at the terminal, as the official script prints it.
 pub fn summary_text(report: &Report) -> String {
     let s = report.total.scores();
-    let pct = |v: Option<f64>| v.map_or_else(|| "  n/a".to_string(), |v| format!("{:5.2}", 100.0 * v));
+    let pct =
+        |v: Option<f64>| v.map_or_else(|| "  n/a".to_string(), |v| format!("{:5.2}", 100.0 * v));
     let mut t = String::from("class            IoU %\n");
     for c in &s.classes {
         t += &format!("{:<15} {}\n", c.name, pct(c.iou));

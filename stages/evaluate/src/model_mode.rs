@@ -3,8 +3,8 @@
 use crate::model::{Predictor, TchPredictor, read_model_meta};
 use crate::{EvaluateParams, PANELS, params_json};
 use anyhow::Context;
-use std::path::Path;
 use arrow::array::{Array, StringArray};
+use std::path::Path;
 use uda_data::table::{column, read_parquet};
 use uda_data::{ImageArray, ImageSet};
 use uda_metrics::panel::{Raster, write_qualitative_panel};
@@ -25,8 +25,14 @@ impl ModelEvalSet {
     /// the same images.
     pub fn open(data_dir: &Path, labels_dir: Option<&Path>) -> anyhow::Result<Self> {
         let data = ImageSet::open(data_dir).context("input data")?;
-        anyhow::ensure!(!data.is_empty(), "input data {}: the ImageSet has no images", data_dir.display());
-        let labels_from = labels_dir.map(|d| ImageSet::open(d).context("input labels")).transpose()?;
+        anyhow::ensure!(
+            !data.is_empty(),
+            "input data {}: the ImageSet has no images",
+            data_dir.display()
+        );
+        let labels_from = labels_dir
+            .map(|d| ImageSet::open(d).context("input labels"))
+            .transpose()?;
         let label_set = labels_from.as_ref().unwrap_or(&data);
         anyhow::ensure!(
             label_set.labels().is_some(),
@@ -57,12 +63,22 @@ impl ModelEvalSet {
                 label_set.dir().display()
             );
         }
-        let names = data_names.or(label_names).unwrap_or_else(|| (0..data.len()).map(|i| format!("{i:05}")).collect());
-        Ok(Self { data, labels_from, names })
+        let names = data_names
+            .or(label_names)
+            .unwrap_or_else(|| (0..data.len()).map(|i| format!("{i:05}")).collect());
+        Ok(Self {
+            data,
+            labels_from,
+            names,
+        })
     }
 
     pub fn labels(&self) -> &ImageArray {
-        self.labels_from.as_ref().unwrap_or(&self.data).labels().expect("checked in open")
+        self.labels_from
+            .as_ref()
+            .unwrap_or(&self.data)
+            .labels()
+            .expect("checked in open")
     }
 
     pub fn labels_dir(&self) -> &Path {
@@ -87,7 +103,9 @@ pub fn score_imageset(
     for start in (0..images.len()).step_by(params.batch_size) {
         let count = params.batch_size.min(images.len() - start);
         let rgb = images.read_range(start, count)?;
-        let pred = predictor.predict(&rgb, count, size, out_size).with_context(|| format!("predicting images {start}..{}", start + count))?;
+        let pred = predictor
+            .predict(&rgb, count, size, out_size)
+            .with_context(|| format!("predicting images {start}..{}", start + count))?;
         anyhow::ensure!(
             pred.len() == count * label_len,
             "the predictor returned {} values for {count} maps of {}x{}",
@@ -99,15 +117,27 @@ pub fn score_imageset(
             let i = start + k;
             let gt = labels.read(i)?;
             let p = &pred[k * label_len..(k + 1) * label_len];
-            let matrix = ConfusionMatrix::from_maps(&gt, p).with_context(|| format!("{}: image {i}", labels.path().display()))?;
+            let matrix = ConfusionMatrix::from_maps(&gt, p)
+                .with_context(|| format!("{}: image {i}", labels.path().display()))?;
             if i < params.panels {
                 let image_len = size[0] * size[1] * 3;
-                let image = Raster { width: size[1], height: size[0], data: &rgb[k * image_len..(k + 1) * image_len] };
-                let gt = Raster { width: out_size[1], height: out_size[0], data: &gt };
+                let image = Raster {
+                    width: size[1],
+                    height: size[0],
+                    data: &rgb[k * image_len..(k + 1) * image_len],
+                };
+                let gt = Raster {
+                    width: out_size[1],
+                    height: out_size[0],
+                    data: &gt,
+                };
                 let path = panel_dir.join(format!("{i:05}_{}.png", set.names[i]));
                 write_qualitative_panel(&path, Some(image), gt, p, params.panel_width)?;
             }
-            results.push(ImageResult { name: set.names[i].clone(), matrix });
+            results.push(ImageResult {
+                name: set.names[i].clone(),
+                matrix,
+            });
         }
         done(count as u64);
     }
@@ -115,15 +145,21 @@ pub fn score_imageset(
 }
 
 pub(crate) fn run(ctx: &StageContext, params: &EvaluateParams) -> anyhow::Result<Report> {
-    let (Some(model_dir), Some(data_dir)) = (ctx.optional_input("model"), ctx.optional_input("data")) else {
-        anyhow::bail!("model mode needs both --input model=CHECKPOINT_FOLDER and --input data=IMAGESET");
+    let (Some(model_dir), Some(data_dir)) =
+        (ctx.optional_input("model"), ctx.optional_input("data"))
+    else {
+        anyhow::bail!(
+            "model mode needs both --input model=CHECKPOINT_FOLDER and --input data=IMAGESET"
+        );
     };
     let set = ModelEvalSet::open(data_dir, ctx.optional_input("labels"))?;
-    let (_, _, model_meta) = read_model_meta(model_dir)?;
+    let (_, model_meta) = read_model_meta(model_dir)?;
     let device = uda_models::device_from_spec(&params.device).context("param device")?;
     let mut predictor = TchPredictor::load(model_dir, device, params.upsample)?;
     let progress = ctx.progress("predict", set.data.len() as u64);
-    let images = score_imageset(&mut predictor, &set, params, &ctx.out_path(PANELS), &|n| progress.inc(n))?;
+    let images = score_imageset(&mut predictor, &set, params, &ctx.out_path(PANELS), &|n| {
+        progress.inc(n)
+    })?;
     progress.finish();
     Ok(Report::new(
         images,
@@ -153,5 +189,10 @@ fn manifest_names(set: &ImageSet) -> anyhow::Result<Option<Vec<String>>> {
         names.len(),
         set.len()
     );
-    Ok(Some(names.iter().map(|n| n.unwrap_or_default().to_string()).collect()))
+    Ok(Some(
+        names
+            .iter()
+            .map(|n| n.unwrap_or_default().to_string())
+            .collect(),
+    ))
 }

@@ -234,6 +234,10 @@ impl Stage for FdaTranslateCache {
                 ),
                 ("s2t_style_images", serde_json::json!(s2t.styles)),
                 ("t2s_style_images", serde_json::json!(t2s.styles)),
+                (
+                    "amplitude_cache_mb",
+                    serde_json::json!(s2t.cache_bytes.max(t2s.cache_bytes) as f64 / 1e6),
+                ),
                 ("seconds", serde_json::json!(s2t.seconds + t2s.seconds)),
             ] {
                 metrics.insert(format!("{prefix}{key}"), value);

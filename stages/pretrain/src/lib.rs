@@ -386,6 +386,9 @@ fn run(ctx: &StageContext, p: &PretrainParams) -> anyhow::Result<()> {
     uda_train::set_threads(p.threads);
     let device = uda_models::device_from_spec(&p.device)
         .with_context(|| format!("param device '{}'", p.device))?;
+    if let Some(hint) = uda_train::cpu_threads_hint(device, p.threads) {
+        eprintln!("pretrain: {hint}");
+    }
 
     let source_dir = ctx.input("source")?;
     let source: Arc<dyn SampleSource> = Arc::new(ImageSetSource::open(source_dir, true)?);
