@@ -53,6 +53,24 @@ impl PipelineArgs {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Translate one image into another's style with FDA (the paper's Figure 1).
+    Fda {
+        /// Image whose content is kept.
+        #[arg(long)]
+        src: PathBuf,
+        /// Image whose low-frequency amplitude (style) is taken; same size as --src.
+        #[arg(long)]
+        trg: PathBuf,
+        /// Window size: b = floor(min(H, W)·β) for the square window.
+        #[arg(long, default_value_t = 0.01)]
+        beta: f64,
+        /// `square` (the official FDA numpy function) or `rect` (the paper's eq. 1 rectangle).
+        #[arg(long, value_enum, default_value_t = FdaWindow::Square)]
+        window: FdaWindow,
+        /// Output image (PNG).
+        #[arg(short, long)]
+        out: PathBuf,
+    },
     /// Run what is out of date, in dependency order and in parallel.
     Run(RunArgs),
     /// Show every stage: up to date, or why it would run.
@@ -144,6 +162,12 @@ struct RunArgs {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum FdaWindow {
+    Square,
+    Rect,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
     Text,
     Dot,
@@ -170,6 +194,21 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     match cli.cmd {
+        Cmd::Fda {
+            src,
+            trg,
+            beta,
+            window,
+            out,
+        } => {
+            let window = match window {
+                FdaWindow::Square => uda_fda::Window::Square,
+                FdaWindow::Rect => uda_fda::Window::Rect,
+            };
+            uda_fda::translate_png(&src, &trg, beta, window, &out)?;
+            println!("wrote {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Run(a) => run(a),
         Cmd::Status { p, verify } => {
             commands::status(&p.load()?, verify, &mut stdout)?;

@@ -277,7 +277,7 @@ fn pump(src: impl Read, log: &Mutex<std::fs::File>, consume: &dyn Fn(&str) -> bo
             Ok(0) | Err(_) => break,
             Ok(_) => {
                 let line = String::from_utf8_lossy(&buf);
-                if line.contains("uda_progress") && consume(&line) {
+                if line.contains("{\"uda_") && consume(&line) {
                     continue;
                 }
                 if let Ok(mut f) = log.lock() {
