@@ -198,7 +198,15 @@ pub fn params_from_value<P: DeserializeOwned>(
 /// The whole `main` of a stage binary: parse arguments, validate, run into a staging folder,
 /// rename into place. Errors are printed with their causes and give exit code 1 (2 for bad usage).
 pub fn stage_main<S: Stage>() -> ExitCode {
-    let args = match StageArgs::try_parse_for(S::KIND, S::DOC) {
+    stage_main_from::<S>(std::env::args_os())
+}
+
+/// [`stage_main`] over given arguments (the program name first), for binaries that translate
+/// convenience flags into the contract's arguments before handing over.
+pub fn stage_main_from<S: Stage>(
+    argv: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
+) -> ExitCode {
+    let args = match StageArgs::try_parse_from_iter(S::KIND, S::DOC, argv) {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();

@@ -3,7 +3,7 @@
 use crate::Evaluate;
 use std::ffi::OsString;
 use std::process::ExitCode;
-use uda_stage::{Stage, StageArgs, run_stage};
+use uda_stage::Stage;
 
 /// Convenience flag → (contract flag, input or param name).
 const FLAGS: [(&str, &str, &str); 4] = [
@@ -64,31 +64,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let args = match StageArgs::try_parse_from_iter(Evaluate::KIND, Evaluate::DOC, argv) {
-        Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
-    };
-    if args.describe {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&Evaluate::describe()).unwrap_or_default()
-        );
-        return ExitCode::SUCCESS;
-    }
-    match run_stage::<Evaluate>(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}: {e:#}", Evaluate::KIND);
-            ExitCode::FAILURE
-        }
-    }
+    uda_stage::stage_main_from::<Evaluate>(argv)
 }
 
 #[cfg(test)]
@@ -133,7 +109,8 @@ mod tests {
                 "panels=0"
             ])
         );
-        let args = StageArgs::try_parse_from_iter(Evaluate::KIND, Evaluate::DOC, got).unwrap();
+        let args =
+            uda_stage::StageArgs::try_parse_from_iter(Evaluate::KIND, Evaluate::DOC, got).unwrap();
         let params = args.params_value(Evaluate::KIND).unwrap();
         assert_eq!(params["split"], serde_json::json!("1"));
         assert_eq!(params["pred_ids"], serde_json::json!("label"));
