@@ -7,4 +7,6 @@ cd "$root"
 bash scripts/setup.sh
 cargo fmt --all -- --check
 # Debug build: the heavy dependencies are built with opt-level 2 (see [profile.dev.package."*"]).
+# No incremental cache: CI builds once from clean, and the cache costs gigabytes of disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo test --workspace --no-fail-fast "$@"
