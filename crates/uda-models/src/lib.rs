@@ -43,6 +43,7 @@ pub use error::{ModelError, ShapeMismatch, WeightMismatch};
 pub use normalization::Normalization;
 pub use weights::{
     LoadReport, WeightNaming, load_safetensors, load_safetensors_under, save_safetensors,
+    save_safetensors_where,
 };
 
 use serde::{Deserialize, Serialize};

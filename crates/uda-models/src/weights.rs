@@ -201,9 +201,20 @@ pub fn load_safetensors_under(
 /// Saves every variable of `vs` (trainable or not: BatchNorm statistics, fixed kernels) under
 /// its own name, in float32 or the variable's kind; loads back with [`WeightNaming::Native`].
 pub fn save_safetensors(vs: &VarStore, path: &Path) -> Result<(), ModelError> {
+    save_safetensors_where(vs, path, &|_| true)
+}
+
+/// [`save_safetensors`] of the variables whose name satisfies `keep` (training-only parts such
+/// as a contrastive projection head stay out of the model file).
+pub fn save_safetensors_where(
+    vs: &VarStore,
+    path: &Path,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<(), ModelError> {
     let mut named: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
+        .filter(|(name, _)| keep(name))
         .map(|(name, t)| (name, t.detach().to_device(tch::Device::Cpu).contiguous()))
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));

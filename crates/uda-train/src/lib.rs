@@ -5,7 +5,8 @@
 //!   `(seed, iteration)` ([`sampler`]), and hand them over bounded channels; time spent waiting
 //!   is measured.
 //! * [`optim`] (SGD, Adam with savable state) and [`schedule`] (poly, step).
-//! * [`losses`]: segmentation cross-entropy and Charbonnier entropy.
+//! * [`losses`]: segmentation cross-entropy and Charbonnier entropy; [`contrastive`]: the pixel
+//!   contrastive loss of the second model and its projection head.
 //! * [`trainer`]: the loop — NaN/inf checks, Parquet log ([`log`]), progress, checkpoints and
 //!   exact resume ([`checkpoint`]).
 //! * [`model_info`]: `model.json`, how a later stage rebuilds a trained model.
@@ -31,6 +32,7 @@
 
 pub mod augment;
 pub mod checkpoint;
+pub mod contrastive;
 mod error;
 pub mod loader;
 pub mod log;

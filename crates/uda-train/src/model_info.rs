@@ -2,9 +2,10 @@
 //! of input it was trained on (backbone, classes, normalisation, grayscale or colour).
 
 use crate::TrainError;
+use crate::augment::luma_pil;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use uda_models::tch::nn;
+use uda_models::tch::{Device, TchError, Tensor, nn};
 use uda_models::{Backbone, ModelConfig, Normalization, SegNet, WeightNaming};
 
 /// File name of the description inside a model folder.
@@ -38,6 +39,33 @@ impl ModelInfo {
             num_classes: self.num_classes,
             freeze_bn: self.freeze_bn,
         }
+    }
+
+    /// Network input for `count` RGB images `(count, height, width, 3)` u8 on `device`, fed as
+    /// the model was trained: PIL-luma grayscale when [`ModelInfo::grayscale`], then the
+    /// model's normalisation; `(count, 3, height, width)` float.
+    pub fn input_tensor(
+        &self,
+        rgb: &[u8],
+        count: usize,
+        height: usize,
+        width: usize,
+        device: Device,
+    ) -> Result<Tensor, TchError> {
+        let gray: Vec<u8>;
+        let pixels = if self.grayscale {
+            gray = rgb
+                .chunks_exact(3)
+                .flat_map(|p| [luma_pil(p[0], p[1], p[2]); 3])
+                .collect();
+            &gray
+        } else {
+            rgb
+        };
+        let x = Tensor::f_from_slice(pixels)?
+            .f_view([count as i64, height as i64, width as i64, 3])?
+            .f_to_device(device)?;
+        Ok(self.normalization.apply_nhwc_u8(&x))
     }
 
     pub fn weights_path(&self, dir: &Path) -> PathBuf {

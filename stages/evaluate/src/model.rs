@@ -15,7 +15,6 @@ use uda_data::classes::NUM_CLASSES;
 use uda_models::SegNet;
 use uda_models::tch::{self, Device, Kind, Tensor, nn::VarStore};
 use uda_train::ModelInfo;
-use uda_train::augment::luma_pil;
 use uda_train::model_info::MODEL_JSON;
 
 /// What is interpolated to label size before the arg-max.
@@ -108,21 +107,10 @@ impl Predictor for TchPredictor {
             "{} bytes for {count} images of {h}x{w}x3",
             images.len()
         );
-        let gray: Vec<u8>;
-        let images = if self.info.grayscale {
-            gray = images
-                .chunks_exact(3)
-                .flat_map(|p| [luma_pil(p[0], p[1], p[2]); 3])
-                .collect();
-            &gray
-        } else {
-            images
-        };
         let classes = tch::no_grad(|| -> Result<Tensor, tch::TchError> {
-            let x = Tensor::f_from_slice(images)?
-                .f_view([count as i64, h, w, 3])?
-                .f_to_device(self.device)?;
-            let x = self.info.normalization.apply_nhwc_u8(&x);
+            let x = self
+                .info
+                .input_tensor(images, count, size[0], size[1], self.device)?;
             let logits = self.net.forward_t(&x, false).logits;
             let scores = match self.upsample {
                 Upsample::Logits => logits,

@@ -3,9 +3,7 @@
 use crate::model::{Predictor, TchPredictor, read_model_meta};
 use crate::{EvaluateParams, PANELS, params_json};
 use anyhow::Context;
-use arrow::array::{Array, StringArray};
 use std::path::Path;
-use uda_data::table::{column, read_parquet};
 use uda_data::{ImageArray, ImageSet};
 use uda_metrics::panel::{Raster, write_qualitative_panel};
 use uda_metrics::{ConfusionMatrix, ImageResult, Provenance, Report};
@@ -47,9 +45,9 @@ impl ModelEvalSet {
             data.dir().display(),
             data.len()
         );
-        let data_names = manifest_names(&data)?;
+        let data_names = data.manifest_names()?;
         let label_names = match &labels_from {
-            Some(l) => manifest_names(l)?,
+            Some(l) => l.manifest_names()?,
             None => None,
         };
         if let (Some(a), Some(b)) = (&data_names, &label_names)
@@ -171,28 +169,5 @@ pub(crate) fn run(ctx: &StageContext, params: &EvaluateParams) -> anyhow::Result
             model_meta: Some(model_meta),
             params: params_json(params),
         },
-    ))
-}
-
-/// The manifest's `name` column, or `None` when the set has no manifest.
-fn manifest_names(set: &ImageSet) -> anyhow::Result<Option<Vec<String>>> {
-    let path = set.manifest_path();
-    if !path.exists() {
-        return Ok(None);
-    }
-    let batch = read_parquet(&path)?;
-    let names = column::<StringArray>(&path, &batch, "name")?;
-    anyhow::ensure!(
-        names.len() == set.len(),
-        "{}: {} rows for {} images; the manifest does not belong to this ImageSet",
-        path.display(),
-        names.len(),
-        set.len()
-    );
-    Ok(Some(
-        names
-            .iter()
-            .map(|n| n.unwrap_or_default().to_string())
-            .collect(),
     ))
 }

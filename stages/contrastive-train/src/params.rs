@@ -1,0 +1,188 @@
+//! Params: the shared training recipe ([`PretrainParams`]) plus the contrastive options, written
+//! side by side in one flat object (`lr: ..., lambda_cl: ...`) as in `pipeline.yaml`.
+//!
+//! serde's `flatten` cannot be combined with `deny_unknown_fields`, so the object is split by
+//! key: the contrastive keys go to [`ContrastiveOptions`], the rest to [`PretrainParams`], each
+//! still rejecting unknown keys by name.
+
+use pretrain::PretrainParams;
+use serde::de::Error as _;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Where the target's contrastive labels come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelSource {
+    /// `pseudolabel-dump` output (input `pseudo`): the method.
+    Pseudo,
+    /// The target's own labels: the paper's "CL using GT" upper bound.
+    GroundTruth,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContrastiveOptions {
+    /// Weight of the cross-entropy on source-in-target-style images.
+    pub lambda_ce: f64,
+    /// Weight of the pixel contrastive loss (0 skips the translated view: the "CE only" row).
+    pub lambda_cl: f64,
+    pub labels: LabelSource,
+    /// Temperature τ of eq. 4 (ContrastiveSeg: 0.1).
+    pub temperature: f64,
+    /// Dimension d of the projection head's unit features (ContrastiveSeg: 256).
+    pub proj_dim: i64,
+    /// Anchors of one class drawn per image (`null`: all; exact but memory grows with the image).
+    pub max_anchors_per_class: Option<usize>,
+    /// Keys of one class drawn per image (`null`: all).
+    pub max_keys_per_class: Option<usize>,
+    /// First iteration at which the contrastive term counts.
+    pub cl_start: u64,
+}
+
+impl Default for ContrastiveOptions {
+    fn default() -> Self {
+        Self {
+            lambda_ce: 1.0,
+            lambda_cl: 1.0,
+            labels: LabelSource::Pseudo,
+            temperature: 0.1,
+            proj_dim: 256,
+            max_anchors_per_class: Some(256),
+            max_keys_per_class: Some(512),
+            cl_start: 0,
+        }
+    }
+}
+
+impl ContrastiveOptions {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (name, v) in [("lambda_ce", self.lambda_ce), ("lambda_cl", self.lambda_cl)] {
+            anyhow::ensure!(
+                v.is_finite() && v >= 0.0,
+                "param {name} must be >= 0, got {v}"
+            );
+        }
+        anyhow::ensure!(
+            self.temperature.is_finite() && self.temperature > 0.0,
+            "param temperature must be > 0, got {}",
+            self.temperature
+        );
+        anyhow::ensure!(self.proj_dim > 0, "param proj_dim must be at least 1");
+        anyhow::ensure!(
+            self.max_anchors_per_class != Some(0) && self.max_keys_per_class != Some(0),
+            "params max_anchors_per_class / max_keys_per_class must be at least 1 (or null for all)"
+        );
+        Ok(())
+    }
+}
+
+/// All params of `contrastive-train`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContrastiveParams {
+    /// The recipe shared with `pretrain`. Defaults differ in one place: `grayscale` is off (the
+    /// final model trains on colour s→t images).
+    pub train: PretrainParams,
+    pub contrastive: ContrastiveOptions,
+}
+
+impl Default for ContrastiveParams {
+    fn default() -> Self {
+        Self {
+            train: PretrainParams {
+                grayscale: false,
+                ..PretrainParams::default()
+            },
+            contrastive: ContrastiveOptions::default(),
+        }
+    }
+}
+
+fn object(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!("params structs serialise to objects"),
+    }
+}
+
+impl Serialize for ContrastiveParams {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut all = object(serde_json::to_value(&self.train).map_err(serde::ser::Error::custom)?);
+        all.extend(object(
+            serde_json::to_value(&self.contrastive).map_err(serde::ser::Error::custom)?,
+        ));
+        let mut map = s.serialize_map(Some(all.len()))?;
+        for (k, v) in &all {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ContrastiveParams {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let given = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let contrastive_keys =
+            object(serde_json::to_value(ContrastiveOptions::default()).map_err(D::Error::custom)?);
+        let defaults = Self::default();
+        let mut train = object(serde_json::to_value(&defaults.train).map_err(D::Error::custom)?);
+        let mut contrastive = serde_json::Map::new();
+        for (k, v) in given {
+            if contrastive_keys.contains_key(&k) {
+                contrastive.insert(k, v);
+            } else {
+                // Unknown keys land here and are named by PretrainParams' deny_unknown_fields.
+                train.insert(k, v);
+            }
+        }
+        Ok(Self {
+            train: serde_json::from_value(train.into()).map_err(D::Error::custom)?,
+            contrastive: serde_json::from_value(contrastive.into()).map_err(D::Error::custom)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_object_splits_into_both_parts_and_round_trips() {
+        let p: ContrastiveParams = serde_json::from_value(serde_json::json!({
+            "iterations": 7, "lambda_cl": 0.5, "labels": "ground_truth", "lr": 0.01
+        }))
+        .unwrap();
+        assert_eq!(p.train.iterations, 7);
+        assert_eq!(p.train.lr, Some(0.01));
+        assert!(!p.train.grayscale, "contrastive-train defaults to colour");
+        assert_eq!(p.contrastive.lambda_cl, 0.5);
+        assert_eq!(p.contrastive.labels, LabelSource::GroundTruth);
+        let back: ContrastiveParams =
+            serde_json::from_value(serde_json::to_value(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+        let v = serde_json::to_value(ContrastiveParams::default()).unwrap();
+        assert!(v.get("temperature").is_some() && v.get("backbone").is_some());
+    }
+
+    #[test]
+    fn unknown_and_mistyped_keys_are_named() {
+        let e = serde_json::from_value::<ContrastiveParams>(serde_json::json!({"lamda_cl": 1}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lamda_cl"), "{e}");
+        let e = serde_json::from_value::<ContrastiveParams>(serde_json::json!({"labels": "gt"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gt"), "{e}");
+        let bad = ContrastiveOptions {
+            temperature: 0.0,
+            ..Default::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("temperature")
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! The params every training stage shares (the paper's training recipe), with their checks.
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+use uda_models::{Backbone, ModelConfig, WeightNaming};
+use uda_train::losses::{DEFAULT_CHARBONNIER_EPS, DEFAULT_ETA};
+use uda_train::{LrSchedule, OptimizerConfig};
+
+/// Which optimiser; `auto` is the paper's choice for the backbone (SGD + poly for DeepLabV2 and
+/// ENet, Adam + step decay for FCN-8s VGG16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerChoice {
+    Auto,
+    Sgd,
+    Adam,
+}
+
+/// Params (all optional; defaults are the paper's where it gives them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PretrainParams {
+    pub backbone: Backbone,
+    pub iterations: u64,
+    /// Images per batch, from each domain.
+    pub batch: usize,
+    /// Random crop of the source images, `[width, height]` (the paper: 1024×512 out of 1280×720).
+    pub crop: [usize; 2],
+    /// Random crop of the target images, `[width, height]`; `null` takes whole images (the paper
+    /// feeds Cityscapes at 1024×512 uncropped).
+    pub target_crop: Option<[usize; 2]>,
+    /// Random horizontal flips (not used by the paper or FDA).
+    pub flip: bool,
+    /// Train on grayscale images (PIL luma replicated to 3 channels), as the paper's first model.
+    pub grayscale: bool,
+    /// Weight of the entropy term on the target; 0 skips the target entirely.
+    pub lambda_ent: f64,
+    /// Charbonnier exponent η of ρ(x) = (x² + ε²)^η.
+    pub eta: f64,
+    /// Charbonnier ε (the paper: 0.001; FDA's code: 1e-4, i.e. `+ 1e-8` inside).
+    pub charbonnier_eps: f64,
+    /// First iteration at which the entropy term counts (FDA switches it on at 50000; the paper
+    /// does not say, so 0).
+    pub ent_start: u64,
+    pub optimizer: OptimizerChoice,
+    /// Base learning rate; `null`: 2.5e-4 for SGD, 1e-5 for Adam.
+    pub lr: Option<f64>,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// L2 weight decay; `null`: 5e-4 for SGD, 0 for Adam.
+    pub weight_decay: Option<f64>,
+    /// Adam (β1, β2).
+    pub adam_betas: [f64; 2],
+    /// Power of the poly schedule (SGD).
+    pub poly_power: f64,
+    /// Learning-rate multiplier of the classifier head (FDA: 10).
+    pub head_lr_mult: f64,
+    /// Freeze BatchNorm (statistics and affine); `null`: the paper's choice (DeepLabV2 only).
+    pub freeze_bn: Option<bool>,
+    /// Naming of the `init` weights; `null`: fda-deeplab for DeepLabV2, torchvision for VGG16,
+    /// native for ENet.
+    pub init_naming: Option<WeightNaming>,
+    pub seed: u64,
+    /// `cpu`, `cuda`, `cuda:N` or `auto`.
+    pub device: String,
+    /// libtorch intra-op threads; 0 keeps libtorch's default.
+    pub threads: usize,
+    /// Data-loader worker threads per domain.
+    pub workers: usize,
+    /// Batches prepared ahead per domain.
+    pub prefetch: usize,
+    /// Iterations per training-log row.
+    pub log_every: u64,
+    /// Iterations between checkpoints (0: only at the end).
+    pub checkpoint_every: u64,
+}
+
+impl Default for PretrainParams {
+    fn default() -> Self {
+        Self {
+            backbone: Backbone::Deeplabv2Resnet101,
+            iterations: 30_000,
+            batch: 1,
+            crop: [1024, 512],
+            target_crop: None,
+            flip: false,
+            grayscale: true,
+            lambda_ent: 0.005,
+            eta: DEFAULT_ETA,
+            charbonnier_eps: DEFAULT_CHARBONNIER_EPS,
+            ent_start: 0,
+            optimizer: OptimizerChoice::Auto,
+            lr: None,
+            momentum: 0.9,
+            weight_decay: None,
+            adam_betas: [0.9, 0.99],
+            poly_power: 0.9,
+            head_lr_mult: 10.0,
+            freeze_bn: None,
+            init_naming: None,
+            seed: 0,
+            device: "auto".into(),
+            threads: 0,
+            workers: 4,
+            prefetch: 8,
+            log_every: 10,
+            checkpoint_every: 500,
+        }
+    }
+}
+
+/// Params that do not change the trained weights, left out of the resume fingerprint so a run
+/// can be resumed with, e.g., more loader threads.
+pub const NON_RESULT_PARAMS: [&str; 6] = [
+    "device",
+    "threads",
+    "workers",
+    "prefetch",
+    "log_every",
+    "checkpoint_every",
+];
+
+impl PretrainParams {
+    fn use_adam(&self) -> bool {
+        match self.optimizer {
+            OptimizerChoice::Auto => self.backbone == Backbone::Fcn8sVgg16,
+            OptimizerChoice::Sgd => false,
+            OptimizerChoice::Adam => true,
+        }
+    }
+
+    /// The optimiser and schedule these params ask for.
+    pub fn optimization(&self) -> (OptimizerConfig, LrSchedule) {
+        if self.use_adam() {
+            let [beta1, beta2] = self.adam_betas;
+            let opt = OptimizerConfig::Adam {
+                beta1,
+                beta2,
+                eps: 1e-8,
+                weight_decay: self.weight_decay.unwrap_or(0.0),
+            };
+            (opt, LrSchedule::vgg_step(self.lr.unwrap_or(1e-5)))
+        } else {
+            let opt = OptimizerConfig::Sgd {
+                momentum: self.momentum,
+                weight_decay: self.weight_decay.unwrap_or(5e-4),
+            };
+            let schedule = LrSchedule::Poly {
+                base_lr: self.lr.unwrap_or(2.5e-4),
+                power: self.poly_power,
+                max_iter: self.iterations,
+            };
+            (opt, schedule)
+        }
+    }
+
+    pub fn model_config(&self) -> ModelConfig {
+        let paper = ModelConfig::paper(self.backbone);
+        ModelConfig {
+            freeze_bn: self.freeze_bn.unwrap_or(paper.freeze_bn),
+            ..paper
+        }
+    }
+
+    pub fn init_naming(&self) -> WeightNaming {
+        self.init_naming.unwrap_or(match self.backbone {
+            Backbone::Deeplabv2Resnet101 => WeightNaming::FdaDeeplab,
+            Backbone::Fcn8sVgg16 => WeightNaming::Torchvision,
+            Backbone::Enet => WeightNaming::Native,
+        })
+    }
+
+    /// Checks every value, naming the bad param.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let positive = |name: &str, v: f64| -> anyhow::Result<()> {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                bail!("param {name} must be a positive number, got {v}")
+            }
+        };
+        if self.iterations == 0
+            || self.batch == 0
+            || self.workers == 0
+            || self.prefetch == 0
+            || self.log_every == 0
+        {
+            bail!(
+                "params iterations, batch, workers, prefetch and log_every must all be at least 1"
+            );
+        }
+        if self.crop.contains(&0) || self.target_crop.is_some_and(|c| c.contains(&0)) {
+            bail!("params crop / target_crop must be [width, height] with both > 0");
+        }
+        if !(self.lambda_ent.is_finite() && self.lambda_ent >= 0.0) {
+            bail!("param lambda_ent must be >= 0, got {}", self.lambda_ent);
+        }
+        positive("eta", self.eta)?;
+        positive("head_lr_mult", self.head_lr_mult)?;
+        if let Some(lr) = self.lr {
+            positive("lr", lr)?;
+        }
+        if !(self.charbonnier_eps.is_finite() && self.charbonnier_eps >= 0.0) {
+            bail!(
+                "param charbonnier_eps must be >= 0, got {}",
+                self.charbonnier_eps
+            );
+        }
+        if self
+            .weight_decay
+            .is_some_and(|w| !(w.is_finite() && w >= 0.0))
+        {
+            bail!("param weight_decay must be >= 0");
+        }
+        if !(0.0..1.0).contains(&self.momentum)
+            || self.adam_betas.iter().any(|b| !(0.0..1.0).contains(b))
+        {
+            bail!("params momentum and adam_betas must lie in [0, 1)");
+        }
+        self.optimization()
+            .1
+            .validate()
+            .map_err(|e| anyhow::anyhow!("param lr / poly_power: {e}"))?;
+        Ok(())
+    }
+}

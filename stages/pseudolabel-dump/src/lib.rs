@@ -1,0 +1,396 @@
+//! The `pseudolabel-dump` stage (paper §4.1, Table 2): pseudo-labels for the target images from
+//! the first model (or several: FDA's multi-band ensemble, "MBT").
+//!
+//! Inputs: `model`, a checkpoint folder of a training stage (`model.json` + weights) or a folder
+//! of such folders (the runner's `{all: stage}` input; every sub-folder holding `model.json` is
+//! one member, in name order); `data`, the ImageSet to label — the target images themselves or
+//! their target→source translation (`fda/t2s`; the paper finds t→s better); optional `labels`,
+//! an ImageSet of the same images whose labels are the ground truth (otherwise `data`'s own
+//! `labels.zarr` is used when it has one, e.g. `t2s` of a target set preprocessed with labels).
+//!
+//! Per image: every model's softmax at its output resolution (each model fed the way it was
+//! trained: normalisation, grayscale), averaged with equal weights, resized bilinearly with
+//! aligned corners to the image size (FDA's `getSudoLabel_multi.py` order), arg-max and max →
+//! prediction and confidence. Then FDA's per-class thresholds ([`thresholds`]) turn predictions
+//! below their class's threshold into 255.
+//!
+//! Outputs:
+//!
+//! ```text
+//! pseudo_labels.zarr  (N, H, W) u8 train ids, 255 = dropped (what contrastive-train reads)
+//! confidence.zarr     (N, H, W) u8 round(255 · max softmax)
+//! prediction.zarr     (N, H, W) u8 arg-max before thresholding
+//! manifest.parquet    the data ImageSet's manifest (copied), so consumers can check pairing
+//! classes.parquet     per class: threshold, predicted / kept / dropped pixels, and with ground
+//!                     truth the IoU of the raw predictions and of the kept pixels
+//! previews/*.png      image | pseudo-label | ground truth (or raw prediction without it)
+//! metrics.json        kept fraction, mIoU of raw and kept pseudo-labels, models used
+//! ```
+
+mod infer;
+mod report;
+pub mod thresholds;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use uda_data::ImageSet;
+use uda_data::classes::NUM_CLASSES;
+use uda_data::zarr::{ArrayLayout, ImageArray, ImageArrayWriter};
+use uda_metrics::ConfusionMatrix;
+use uda_metrics::panel::{Raster, write_qualitative_panel};
+use uda_stage::{InputSpec, OutputSpec, Stage, StageContext};
+use uda_train::model_info::MODEL_JSON;
+
+pub use infer::Ensemble;
+pub use thresholds::{ClassHistograms, Thresholds};
+
+pub const PSEUDO_LABELS: &str = "pseudo_labels.zarr";
+pub const CONFIDENCE: &str = "confidence.zarr";
+pub const PREDICTION: &str = "prediction.zarr";
+pub const CLASSES_TABLE: &str = "classes.parquet";
+pub const PREVIEWS: &str = "previews";
+pub const MANIFEST: &str = "manifest.parquet";
+
+/// The stage.
+#[derive(Debug)]
+pub struct PseudolabelDump;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PseudolabelParams {
+    /// Sorted position (as a fraction) of a class's confidences taken as its threshold (FDA: 0.66).
+    pub percentile: f64,
+    /// Upper bound of every threshold (FDA: 0.9).
+    pub cap: f64,
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// Preview panels written for the first images.
+    pub previews: usize,
+    /// `cpu`, `cuda`, `cuda:N` or `auto`.
+    pub device: String,
+    /// libtorch intra-op threads; 0 keeps libtorch's default.
+    pub threads: usize,
+}
+
+impl Default for PseudolabelParams {
+    fn default() -> Self {
+        Self {
+            percentile: 0.66,
+            cap: 0.9,
+            batch_size: 2,
+            previews: 4,
+            device: "auto".into(),
+            threads: 0,
+        }
+    }
+}
+
+impl PseudolabelParams {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.percentile),
+            "param percentile must lie in [0, 1] (FDA: 0.66), got {}",
+            self.percentile
+        );
+        anyhow::ensure!(
+            self.cap > 0.0 && self.cap <= 1.0,
+            "param cap must lie in (0, 1] (FDA: 0.9), got {}",
+            self.cap
+        );
+        anyhow::ensure!(self.batch_size > 0, "param batch_size must be at least 1");
+        Ok(())
+    }
+}
+
+impl Stage for PseudolabelDump {
+    const KIND: &'static str = "pseudolabel-dump";
+    const DOC: &'static str = "Pseudo-labels for target images from one or several checkpoints (softmax average, FDA's per-class thresholds)";
+    type Params = PseudolabelParams;
+
+    fn inputs() -> Vec<InputSpec> {
+        vec![
+            InputSpec {
+                name: "model",
+                doc: "a checkpoint folder (model.json + weights), or a folder of them (an ensemble)",
+                required: true,
+            },
+            InputSpec {
+                name: "data",
+                doc: "ImageSet of the images to label (target, or target in source style: fda t2s)",
+                required: true,
+            },
+            InputSpec {
+                name: "labels",
+                doc: "ImageSet of the same images with ground-truth labels, to score the pseudo-labels (default: data's own labels, if any)",
+                required: false,
+            },
+        ]
+    }
+
+    fn outputs() -> Vec<OutputSpec> {
+        vec![
+            OutputSpec {
+                name: PSEUDO_LABELS,
+                doc: "(N, H, W) u8 pseudo-labels, 255 = dropped",
+            },
+            OutputSpec {
+                name: CONFIDENCE,
+                doc: "(N, H, W) u8 round(255 * max softmax)",
+            },
+            OutputSpec {
+                name: PREDICTION,
+                doc: "(N, H, W) u8 arg-max before thresholding",
+            },
+            OutputSpec {
+                name: MANIFEST,
+                doc: "the labelled ImageSet's manifest (row i = image i)",
+            },
+            OutputSpec {
+                name: CLASSES_TABLE,
+                doc: "per class: threshold, pixel counts, IoU of raw and kept pseudo-labels vs ground truth",
+            },
+            OutputSpec {
+                name: PREVIEWS,
+                doc: "image | pseudo-label | ground truth panels",
+            },
+            OutputSpec {
+                name: uda_stage::METRICS_FILE,
+                doc: "kept fraction, mIoU raw / kept, models",
+            },
+        ]
+    }
+
+    fn run(ctx: &StageContext, p: &PseudolabelParams) -> anyhow::Result<()> {
+        run(ctx, p)
+    }
+}
+
+/// The checkpoint folders an input `model` names: itself when it holds `model.json`, else its
+/// sub-folders (or links) that do, in name order.
+pub fn model_dirs(input: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if input.join(MODEL_JSON).is_file() {
+        return Ok(vec![input.to_path_buf()]);
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(input)
+        .with_context(|| format!("reading input 'model' folder {}", input.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join(MODEL_JSON).is_file())
+        .collect();
+    dirs.sort();
+    anyhow::ensure!(
+        !dirs.is_empty(),
+        "input 'model' {} holds no {MODEL_JSON}, nor do its sub-folders; pass the output folder of pretrain / contrastive-train (or a folder of them)",
+        input.display()
+    );
+    Ok(dirs)
+}
+
+/// The images to label and, when available, their ground truth.
+#[derive(Debug)]
+struct Inputs {
+    data: ImageSet,
+    gt: Option<ImageSet>,
+}
+
+fn open_inputs(data_dir: &Path, labels_dir: Option<&Path>) -> anyhow::Result<Inputs> {
+    let data = ImageSet::open(data_dir).context("input data")?;
+    anyhow::ensure!(
+        !data.is_empty(),
+        "input data {}: the ImageSet has no images",
+        data_dir.display()
+    );
+    let gt = match labels_dir {
+        Some(dir) => {
+            let set = ImageSet::open(dir).context("input labels")?;
+            let labels = set.labels().with_context(|| {
+                format!(
+                    "input labels {}: no labels.zarr (preprocess that split with labels)",
+                    dir.display()
+                )
+            })?;
+            anyhow::ensure!(
+                set.len() == data.len()
+                    && labels.height() == data.height()
+                    && labels.width() == data.width(),
+                "input labels {} holds {} label maps of {}x{} but input data {} holds {} images of {}x{}; they must be the same images at the same size",
+                dir.display(),
+                set.len(),
+                labels.height(),
+                labels.width(),
+                data_dir.display(),
+                data.len(),
+                data.height(),
+                data.width()
+            );
+            uda_data::imageset::check_same_images(&data, &set)?;
+            Some(set)
+        }
+        None if data.labels().is_some() => Some(ImageSet::open(data_dir)?),
+        None => None,
+    };
+    Ok(Inputs { data, gt })
+}
+
+fn run(ctx: &StageContext, p: &PseudolabelParams) -> anyhow::Result<()> {
+    p.validate()?;
+    uda_train::set_threads(p.threads);
+    let device = uda_models::device_from_spec(&p.device)
+        .with_context(|| format!("param device '{}'", p.device))?;
+    let dirs = model_dirs(ctx.input("model")?)?;
+    let inputs = open_inputs(ctx.input("data")?, ctx.optional_input("labels"))?;
+    let ensemble = Ensemble::load(&dirs, device)?;
+    eprintln!(
+        "pseudolabel-dump: {} model(s): {}",
+        dirs.len(),
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let images = inputs.data.images();
+    let (n, h, w) = (images.len(), images.height(), images.width());
+    let out = ctx.out_dir();
+    let layout = ArrayLayout {
+        images_per_shard: images.layout().images_per_shard,
+        ..ArrayLayout::labels(n, h, w)
+    };
+    let pred_writer = ImageArrayWriter::create(&out.join(PREDICTION), layout)?;
+    let conf_writer = ImageArrayWriter::create(&out.join(CONFIDENCE), layout)?;
+
+    // Pass 1: predictions and confidences, shard by shard; class histograms of confidences.
+    let mut hist = ClassHistograms::default();
+    let progress = ctx.progress("predict", n as u64);
+    for shard in 0..pred_writer.shard_count() {
+        let range = pred_writer.shard_range(shard);
+        let mut pred = Vec::with_capacity(range.len() * h * w);
+        let mut conf = Vec::with_capacity(range.len() * h * w);
+        for start in range.clone().step_by(p.batch_size) {
+            let count = p.batch_size.min(range.end - start);
+            let rgb = images.read_range(start, count)?;
+            let (bp, bc) = ensemble
+                .predict(&rgb, count, h, w)
+                .with_context(|| format!("predicting images {start}..{}", start + count))?;
+            pred.extend_from_slice(&bp);
+            conf.extend_from_slice(&bc);
+            progress.inc(count as u64);
+        }
+        hist.add(&pred, &conf);
+        pred_writer.write_shard(shard, &pred)?;
+        conf_writer.write_shard(shard, &conf)?;
+    }
+    progress.finish();
+    let pred_array = pred_writer.finish()?;
+    let conf_array = conf_writer.finish()?;
+    let thresholds = Thresholds::fda(&hist, p.percentile, p.cap);
+
+    // Pass 2: threshold, score against ground truth, previews.
+    let pseudo_writer = ImageArrayWriter::create(&out.join(PSEUDO_LABELS), layout)?;
+    let gt_labels = inputs.gt.as_ref().and_then(|s| s.labels());
+    let mut raw_cm = ConfusionMatrix::new();
+    let mut kept_cm = ConfusionMatrix::new();
+    let mut kept_counts = [0u64; NUM_CLASSES];
+    std::fs::create_dir_all(out.join(PREVIEWS))?;
+    for shard in 0..pseudo_writer.shard_count() {
+        let range = pseudo_writer.shard_range(shard);
+        let pred = pred_array.read_range(range.start, range.len())?;
+        let conf = conf_array.read_range(range.start, range.len())?;
+        let mut pseudo = vec![0u8; pred.len()];
+        thresholds.apply(&pred, &conf, &mut pseudo);
+        for &c in &pseudo {
+            if let Some(k) = kept_counts.get_mut(c as usize) {
+                *k += 1;
+            }
+        }
+        let gt = gt_labels
+            .map(|l| l.read_range(range.start, range.len()))
+            .transpose()?;
+        if let Some(gt) = &gt {
+            raw_cm.accumulate(gt, &pred)?;
+            let (g, k): (Vec<u8>, Vec<u8>) = gt
+                .iter()
+                .zip(&pseudo)
+                .filter(|(_, k)| **k != 255)
+                .map(|(g, k)| (*g, *k))
+                .unzip();
+            kept_cm.accumulate(&g, &k)?;
+        }
+        for i in range.clone().filter(|&i| i < p.previews) {
+            let k = i - range.start;
+            write_preview(
+                &out.join(PREVIEWS).join(format!("{i:05}.png")),
+                images,
+                i,
+                &pseudo[k * h * w..(k + 1) * h * w],
+                gt.as_ref()
+                    .map(|g| &g[k * h * w..(k + 1) * h * w])
+                    .unwrap_or(&pred[k * h * w..(k + 1) * h * w]),
+            )?;
+        }
+        pseudo_writer.write_shard(shard, &pseudo)?;
+    }
+    pseudo_writer.finish()?;
+    let manifest = inputs.data.manifest_path();
+    if manifest.exists() {
+        std::fs::copy(&manifest, out.join(MANIFEST))
+            .with_context(|| format!("copying {}", manifest.display()))?;
+    }
+
+    let table = report::ClassTable::new(
+        &hist,
+        &thresholds,
+        &kept_counts,
+        gt_labels.is_some().then_some((&raw_cm, &kept_cm)),
+    );
+    table.write_parquet(&out.join(CLASSES_TABLE))?;
+    let mut metrics: BTreeMap<String, serde_json::Value> = table.headline();
+    metrics.insert("images".into(), n.into());
+    metrics.insert(
+        "models".into(),
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    metrics.insert(
+        "ground_truth".into(),
+        inputs
+            .gt
+            .as_ref()
+            .map(|s| s.dir().display().to_string())
+            .into(),
+    );
+    ctx.write_metrics(&metrics)?;
+    Ok(())
+}
+
+fn write_preview(
+    path: &Path,
+    images: &ImageArray,
+    index: usize,
+    pseudo: &[u8],
+    reference: &[u8],
+) -> anyhow::Result<()> {
+    let (h, w) = (images.height(), images.width());
+    let rgb = images.read(index)?;
+    // Panel order: image | reference (ground truth, or raw prediction) | pseudo-label.
+    write_qualitative_panel(
+        path,
+        Some(Raster {
+            width: w,
+            height: h,
+            data: &rgb,
+        }),
+        Raster {
+            width: w,
+            height: h,
+            data: reference,
+        },
+        pseudo,
+        512,
+    )?;
+    Ok(())
+}
