@@ -245,8 +245,10 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
         &model,
         &trainer,
         &summary,
-        target.as_ref(),
-        &|name| !name.starts_with(&head_prefix),
-        extra,
+        session::FinishOptions {
+            preview_set: target.as_ref(),
+            is_model_var: &|name| !name.starts_with(&head_prefix),
+            extra_metrics: extra,
+        },
     )
 }

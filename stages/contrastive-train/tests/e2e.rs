@@ -165,7 +165,8 @@ fn ablation_switches_change_the_terms() {
 fn missing_or_mismatched_inputs_are_named() {
     let d = data();
     write_imageset(&d.root.join("t2s_short"), 3, 24, 48, false, 2, 0.2).unwrap();
-    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
         (ALL[..3].to_vec(), vec![], "input 'pseudo'"),
         (
             vec![

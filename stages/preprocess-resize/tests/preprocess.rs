@@ -159,7 +159,8 @@ fn cityscapes_split_without_labels() {
 /// Each bad input fails the stage with a message naming the file, and leaves no output behind.
 #[test]
 fn bad_inputs_fail_cleanly_with_named_files() {
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    type Case<'a> = (&'a str, Box<dyn Fn(&Path)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "missing label",
             Box::new(|r: &Path| std::fs::remove_file(r.join("labels/00001.png")).unwrap()),

@@ -183,8 +183,10 @@ fn run(ctx: &StageContext, p: &PretrainParams) -> anyhow::Result<()> {
         &model,
         &trainer,
         &summary,
-        preview_set.as_ref(),
-        &|_| true,
-        BTreeMap::new(),
+        session::FinishOptions {
+            preview_set: preview_set.as_ref(),
+            is_model_var: &|_| true,
+            extra_metrics: BTreeMap::new(),
+        },
     )
 }

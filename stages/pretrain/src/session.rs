@@ -192,10 +192,27 @@ pub fn loader_config(
     }
 }
 
-/// Writes what every training stage leaves: the network's weights (variables for which
-/// `is_model_var` holds: training-only heads stay out), `model.json`, the training log, a preview
-/// of predictions on `preview_set`, and `metrics.json` (with `extra_metrics`); then deletes the
-/// resume folder.
+/// What a stage adds to the common outputs of [`finish`].
+pub struct FinishOptions<'a> {
+    /// Images the preview shows predictions on.
+    pub preview_set: &'a dyn SampleSource,
+    /// Variables saved in the model file (training-only heads stay out).
+    pub is_model_var: &'a dyn Fn(&str) -> bool,
+    /// Added to `metrics.json`.
+    pub extra_metrics: BTreeMap<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for FinishOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FinishOptions")
+            .field("preview_set", &self.preview_set.describe())
+            .field("extra_metrics", &self.extra_metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes what every training stage leaves: the network's weights, `model.json`, the training
+/// log, a preview, and `metrics.json`; then deletes the resume folder.
 pub fn finish(
     ctx: &StageContext,
     kind: &str,
@@ -203,10 +220,13 @@ pub fn finish(
     model: &Model,
     trainer: &Trainer<'_>,
     summary: &TrainSummary,
-    preview_set: &dyn SampleSource,
-    is_model_var: &dyn Fn(&str) -> bool,
-    extra_metrics: BTreeMap<String, serde_json::Value>,
+    options: FinishOptions<'_>,
 ) -> anyhow::Result<()> {
+    let FinishOptions {
+        preview_set,
+        is_model_var,
+        extra_metrics,
+    } = options;
     let out = ctx.out_dir();
     uda_models::save_safetensors_where(&model.vs, &out.join(MODEL_WEIGHTS), is_model_var)
         .context("writing model.safetensors")?;

@@ -118,7 +118,7 @@ fn labels_a_set_with_fda_thresholds_equal_to_numpy_and_scores_them() {
             "pred {p} conf {q} pseudo {k}"
         );
     }
-    assert!(pseudo.iter().any(|&k| k == 255) && pseudo.iter().any(|&k| k != 255));
+    assert!(pseudo.contains(&255) && pseudo.iter().any(|&k| k != 255));
 
     // Thresholds: the same pseudo-labels as FDA's procedure in numpy.
     std::fs::write(root.join("pred.bin"), &pred).unwrap();
@@ -210,7 +210,8 @@ fn bad_inputs_fail_with_the_input_named_and_nothing_written() {
     write_imageset(&root.join("other"), 3, 16, 32, true, 1, 0.0).unwrap();
     random_model(&root.join("m"), 0);
     std::fs::create_dir_all(root.join("empty")).unwrap();
-    let cases: Vec<(Vec<(&str, PathBuf)>, Vec<&str>, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, PathBuf)>, Vec<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![("model", root.join("empty")), ("data", root.join("target"))],
             vec![],
