@@ -3,14 +3,16 @@
 # same resolution on the CPU, at two image sizes, plus the exact (unsampled) contrastive loss to
 # show what the per-class caps bound.
 #
-#   scripts/bench/contrastive.sh [ITERATIONS]        (default 20; ENet, batch 1, 1 thread)
+#   scripts/bench/contrastive.sh [ITERATIONS] [SIZES]
+#       ITERATIONS default 10; SIZES default "128x256 256x512 512x1024" (HxW); ENet, batch 1, 1 thread
 #
 # pretrain runs CE on the source + entropy on the target (two forward passes per step);
 # contrastive-train adds the translated view and the projection head (three passes).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
-iters="${1:-20}"
+iters="${1:-10}"
+sizes="${2:-128x256 256x512 512x1024}"
 bash scripts/setup.sh >/dev/null
 cargo build --release -q -p pretrain -p contrastive-train --bins --examples
 work="$(mktemp -d)"
@@ -26,8 +28,8 @@ run() { # name out_dir cmd...
     printf '%-34s %8.3f s/step %8.0f MB peak\n' "$name" "$(python3 -c "print(1/$ips)")" \
         "$(( $(cat "$work/mem") / 1024 ))"
 }
-for size in "128 256" "256 512"; do
-    set -- $size
+for size in $sizes; do
+    set -- ${size/x/ }
     d="$work/data-$1x$2"
     target/release/examples/bench_data "$d" "$1" "$2" 8
     crop="[$2, $1]"

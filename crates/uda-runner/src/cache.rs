@@ -12,6 +12,7 @@
 //!   locks/<key>.lock        per-key advisory locks (flock: released by the kernel when a process dies)
 //!   latest/<pipeline>/<node>  link to the node's current entry's out/ (stable paths for people)
 //!   failed/<key>.log        log of the last failed attempt at a key
+//!   resume/<key>/           checkpoints of a training stage that was killed (UDA_RESUME_DIR)
 //!   state/                  stat memos of external inputs and binaries, cached --describe output
 //!   history/<run>.parquet   one row per node per run
 //!   trash/                  entries replaced by --force or found corrupted (removed by gc)
@@ -118,6 +119,12 @@ impl Cache {
     pub fn entry_dir(&self, key: &str) -> PathBuf {
         self.root.join("entries").join(key)
     }
+    /// Where a training stage computing `key` keeps its checkpoints (`UDA_RESUME_DIR`), so a
+    /// killed run resumes when the same key is run again; the stage deletes it on success.
+    pub fn resume_dir(&self, key: &str) -> PathBuf {
+        self.root.join("resume").join(key)
+    }
+
     pub fn out_dir(&self, key: &str) -> PathBuf {
         self.entry_dir(key).join("out")
     }

@@ -418,6 +418,15 @@ fn execute_node(
     }
     env.push(("UDA_THREADS".to_string(), n.resources.cpus.to_string()));
     env.push((
+        "UDA_RESUME_DIR".to_string(),
+        cache.resume_dir(key).display().to_string(),
+    ));
+    // libgomp's spinning waits make CPU training ~10x slower when cores are shared (measured:
+    // uda_train::cpu_threads_hint); a user's own setting wins.
+    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
+        env.push(("OMP_WAIT_POLICY".to_string(), "PASSIVE".to_string()));
+    }
+    env.push((
         "RAYON_NUM_THREADS".to_string(),
         n.resources.cpus.to_string(),
     ));

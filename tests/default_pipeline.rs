@@ -1,0 +1,84 @@
+//! The default `pipeline.yaml` end to end at toy scale with the real stage binaries: every stage
+//! runs (synthesis → preprocessing → FDA → pretrain + baselines → pseudo-labels → contrastive
+//! training → evaluation), and a second run is served from the cache.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Builds every stage binary beside `uda-pipe` (a no-op after `cargo test --workspace`; the
+/// same feature resolution as the test build, so nothing is recompiled).
+fn build_stages() -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_uda-pipe"));
+    let dir = exe.parent().unwrap().to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--workspace", "--bins", "--manifest-path"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", dir.parent().unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the stage binaries failed");
+    exe
+}
+
+fn run(exe: &Path, cache: &Path, extra: &[&str]) -> String {
+    let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline.yaml");
+    let mut c = Command::new(exe);
+    c.arg("run").arg(&pipeline).arg("--cache").arg(cache);
+    for s in [
+        "synth.n_source=12",
+        "synth.n_target_train=12",
+        "synth.n_target_val=6",
+        "iterations=2",
+    ] {
+        c.arg("--set").arg(s);
+    }
+    c.args(extra);
+    let o = c.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "uda-pipe run failed:\n{text}");
+    text
+}
+
+#[test]
+fn default_pipeline_runs_end_to_end_at_toy_scale() {
+    let exe = build_stages();
+    let d = tempfile::tempdir().unwrap();
+    let cache = d.path().join("cache");
+    run(&exe, &cache, &[]);
+    let latest = cache.join("latest/pipeline");
+    for eval in [
+        "eval_source_only",
+        "eval_fda_only",
+        "eval_pretrain",
+        "eval_ours",
+        "eval_oracle",
+    ] {
+        for f in ["per_class.parquet", "summary.parquet", "confusion.parquet"] {
+            assert!(latest.join(eval).join(f).exists(), "{eval}/{f} missing");
+        }
+    }
+    for f in ["pseudo_labels.zarr", "classes.parquet", "previews/00000.png"] {
+        assert!(latest.join("pseudo").join(f).exists(), "pseudo/{f} missing");
+    }
+    let info: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(latest.join("ours/model.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info["produced_by"], "contrastive-train");
+    let pseudo: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(latest.join("pseudo/metrics.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        pseudo["miou_raw"].is_number(),
+        "the t2s set carries the target labels, so pseudo-labels are scored: {pseudo}"
+    );
+    // Nothing changed: the second run computes nothing.
+    let again = run(&exe, &cache, &[]);
+    assert!(!again.contains("running"), "{again}");
+}
