@@ -12,7 +12,13 @@ fn build_stages() -> PathBuf {
     let dir = exe.parent().unwrap().to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--quiet", "--workspace", "--bins", "--manifest-path"])
+        .args([
+            "build",
+            "--quiet",
+            "--workspace",
+            "--bins",
+            "--manifest-path",
+        ])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", dir.parent().unwrap())
         .status()
@@ -30,6 +36,10 @@ fn run(exe: &Path, cache: &Path, extra: &[&str]) -> String {
         "synth.n_target_train=12",
         "synth.n_target_val=6",
         "iterations=2",
+        "synth.height=64",
+        "synth.width=128",
+        "size=[64, 128]",
+        "crop=[128, 64]",
     ] {
         c.arg("--set").arg(s);
     }
@@ -62,18 +72,20 @@ fn default_pipeline_runs_end_to_end_at_toy_scale() {
             assert!(latest.join(eval).join(f).exists(), "{eval}/{f} missing");
         }
     }
-    for f in ["pseudo_labels.zarr", "classes.parquet", "previews/00000.png"] {
+    for f in [
+        "pseudo_labels.zarr",
+        "classes.parquet",
+        "previews/00000.png",
+    ] {
         assert!(latest.join("pseudo").join(f).exists(), "pseudo/{f} missing");
     }
-    let info: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(latest.join("ours/model.json")).unwrap(),
-    )
-    .unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(latest.join("ours/model.json")).unwrap())
+            .unwrap();
     assert_eq!(info["produced_by"], "contrastive-train");
-    let pseudo: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(latest.join("pseudo/metrics.json")).unwrap(),
-    )
-    .unwrap();
+    let pseudo: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(latest.join("pseudo/metrics.json")).unwrap())
+            .unwrap();
     assert!(
         pseudo["miou_raw"].is_number(),
         "the t2s set carries the target labels, so pseudo-labels are scored: {pseudo}"

@@ -14,7 +14,8 @@ cd "$root"
 iters="${1:-10}"
 sizes="${2:-128x256 256x512 512x1024}"
 bash scripts/setup.sh >/dev/null
-cargo build --release -q -p pretrain -p contrastive-train --bins --examples
+# --workspace: the same feature resolution as ./uda-pipe, so the cached pipeline binaries stay valid.
+cargo build --release -q --workspace --bins --example bench_data
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 export UDA_PROGRESS=off OMP_WAIT_POLICY=PASSIVE

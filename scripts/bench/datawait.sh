@@ -13,7 +13,7 @@ n="${4:-24}"
 workers="${5:-4}"
 py="$root/.venv/bin/python"
 bash "$root/scripts/setup.sh"
-cargo build --quiet --release -p preprocess-resize -p pretrain --manifest-path "$root/Cargo.toml"
+cargo build --quiet --release --workspace --bins --manifest-path "$root/Cargo.toml"  # --workspace: keeps the cached pipeline binaries valid
 cargo build --quiet --release -p uda-train --example train_log_summary --example loader_throughput --manifest-path "$root/Cargo.toml"
 bin="$root/target/release"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT

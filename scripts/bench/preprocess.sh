@@ -7,7 +7,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 n="${1:-48}"
 py="$root/.venv/bin/python"
 bash "$root/scripts/setup.sh"
-cargo build --quiet --release -p preprocess-resize --manifest-path "$root/Cargo.toml"
+cargo build --quiet --release --workspace --bins --manifest-path "$root/Cargo.toml"  # --workspace: keeps the cached pipeline binaries valid
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 "$py" "$root/scripts/bench/make_gta5_like.py" "$work/gta5" "$n"
 echo "machine: $(nproc) cores; $n images 1914x1052 -> 720x1280"

@@ -16,7 +16,7 @@ mkdir -p "$WORK"
 RUNS="${RUNS:-10}"
 
 echo "== building uda-pipe and the test stages (release)"
-cargo build --release --quiet -p uda-pipe -p uda-teststages --manifest-path "$ROOT/Cargo.toml"
+cargo build --release --quiet --workspace --bins --manifest-path "$ROOT/Cargo.toml"  # --workspace: keeps the cached pipeline binaries valid
 TARGET="$(cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 BIN="$TARGET/release"
 export UDA_STAGE_PATH="$BIN"
