@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use uda_runner::commands::{self, DagFormat};
 use uda_runner::executor::LocalExecutor;
@@ -110,23 +110,48 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         cache: Option<PathBuf>,
     },
-    /// Print Parquet files as tables: paths, folders, a stage's outputs, or the run history.
-    Report {
-        /// Parquet files, folders, or stage names (their outputs).
-        targets: Vec<String>,
-        #[arg(
-            short = 'f',
-            long = "pipeline",
-            value_name = "FILE",
-            default_value = "pipeline.yaml"
-        )]
-        pipeline: PathBuf,
-        /// The run history (stage, key, cached or ran, start, duration, peak memory, exit status).
-        #[arg(long)]
-        history: bool,
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-    },
+    /// IoU tables of evaluate outputs (the paper's Table 1), other Parquet files as tables, or
+    /// the run history.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Evaluate folders, stage names or instances (`eval`, `'eval[beta=0.05]'`), Parquet files or
+    /// folders. None: every evaluate output of the pipeline.
+    targets: Vec<String>,
+    #[command(flatten)]
+    p: PipelineArgs,
+    /// IoU table format (csv/json: IoU in percent, unrounded; columns run, sweep variables, n,
+    /// classes, miou, miou_std).
+    #[arg(long, value_enum)]
+    format: Option<ReportFormat>,
+    /// Add the differences to this row (a run or seed-group name as shown in the table).
+    #[arg(long, value_name = "ROW")]
+    baseline: Option<String>,
+    /// Keep only runs whose sweep variable KEY has this value (repeatable), e.g. `seed=1`.
+    #[arg(long = "where", value_name = "KEY=VALUE")]
+    filters: Vec<String>,
+    /// One row per seed instead of mean ± std over instances that differ only in `seed`.
+    #[arg(long)]
+    per_seed: bool,
+    /// Print the Parquet files as they are (also for evaluate outputs).
+    #[arg(long, conflicts_with_all = ["format", "baseline", "filters", "per_seed"])]
+    raw: bool,
+    /// The run history (stage, key, cached or ran, start, duration, peak memory, exit status).
+    #[arg(long)]
+    history: bool,
+    /// Rows printed per Parquet file (--raw and --history).
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+    Markdown,
 }
 
 #[derive(Debug, Args)]
@@ -260,24 +285,82 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::gc(&cache, &contexts, dry_run, &mut stdout)?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Report {
-            targets,
-            pipeline,
-            history,
-            limit,
-        } => {
-            let pipeline =
-                Some(pipeline.as_path()).filter(|p| p.exists() || !targets.is_empty() || history);
-            commands::report(
-                &targets,
-                pipeline.map(Path::new),
-                history,
-                limit,
-                &mut stdout,
-            )?;
+        Cmd::Report(a) => {
+            report(a, &mut stdout)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `report`: an IoU table when the targets are evaluate outputs (or a table option is given),
+/// otherwise every Parquet file printed as it is.
+fn report(a: ReportArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+    let pipeline = Some(a.p.pipeline.as_path()).filter(|p| p.exists() || !a.targets.is_empty());
+    let cache = a.p.cache.as_deref();
+    if a.history {
+        commands::report_history(pipeline, cache, a.limit, out)?;
+        return Ok(());
+    }
+    if a.raw && a.targets.is_empty() {
+        anyhow::bail!("report --raw: name the Parquet files, folders or stages to print");
+    }
+    let mut targets = commands::resolve_report_targets(&a.targets, pipeline, &a.p.sets, cache)?;
+    let dir_of = |t: &commands::ReportTarget| -> PathBuf {
+        // per_class.parquet / summary.parquet named directly stand for their folder.
+        let named = t.path.file_name().and_then(|n| n.to_str());
+        match (named, t.path.parent()) {
+            (Some(uda_report::PER_CLASS | uda_report::SUMMARY), Some(p)) => p.to_path_buf(),
+            _ => t.path.clone(),
+        }
+    };
+    if a.targets.is_empty() {
+        targets.retain(|t| uda_report::is_evaluate_output(&t.path));
+        if targets.is_empty() {
+            anyhow::bail!(
+                "no evaluate outputs among the results of {} (run it first, or name folders, files or stages)",
+                a.p.pipeline.display()
+            );
+        }
+    }
+    let table_wanted = a.format.is_some()
+        || a.baseline.is_some()
+        || !a.filters.is_empty()
+        || a.per_seed
+        || targets
+            .iter()
+            .any(|t| uda_report::is_evaluate_output(&dir_of(t)));
+    if a.raw || !table_wanted {
+        commands::report_parquet(&targets, a.limit, out)?;
+        return Ok(());
+    }
+    let runs: Vec<uda_report::Run> = targets
+        .iter()
+        .map(|t| match &t.instance {
+            Some(i) => uda_report::Run::new(&i.id, dir_of(t)).with_stage(&i.stage, i.vars.clone()),
+            None => uda_report::Run::from_dir(dir_of(t)),
+        })
+        .collect();
+    let options = uda_report::Options {
+        aggregate_seeds: !a.per_seed,
+        filters: a
+            .filters
+            .iter()
+            .map(|f| uda_report::parse_filter(f))
+            .collect::<Result<_, _>>()?,
+    };
+    let table = uda_report::IouTable::build(&runs, &options)?;
+    let format = match a.format.unwrap_or(ReportFormat::Table) {
+        ReportFormat::Table => uda_report::Format::Table,
+        ReportFormat::Csv => uda_report::Format::Csv,
+        ReportFormat::Json => uda_report::Format::Json,
+        ReportFormat::Markdown => uda_report::Format::Markdown,
+    };
+    write!(
+        out,
+        "{}",
+        uda_report::render(&table, format, a.baseline.as_deref())?
+    )?;
+    Ok(())
 }
 
 /// Stages start through this very binary (`uda-pipe __stage-exec`) so their peak memory is exact.

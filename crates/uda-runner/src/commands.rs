@@ -1,12 +1,16 @@
 //! The `uda-pipe` subcommands other than `run` (which lives in [`crate::run`]): `status`, `dag`,
-//! `show`, `log`, `gc` and `report`. Each writes its text to the given writer.
+//! `show`, `log`, `gc` and `report` (the latter in [`crate::report`], re-exported here). Each
+//! writes its text to the given writer.
 
 use crate::cache::{Cache, remove_tree};
 use crate::error::{IoContext, Result, RunnerError};
 use crate::graph::{Graph, Source, params_summary};
-use crate::history;
 use crate::plan::{self, Decision, short};
-use crate::run::{Context, load};
+pub use crate::report::{
+    Instance, ReportTarget, instance_of_folder, report, report_history, report_parquet,
+    resolve_report_targets,
+};
+use crate::run::Context;
 use crate::ui::{human_bytes, human_duration};
 use std::collections::HashSet;
 use std::io::Write;
@@ -478,95 +482,4 @@ fn dir_size(p: &Path) -> u64 {
         .filter(|m| m.is_file())
         .map(|m| m.len())
         .sum()
-}
-
-/// `report`: prints Parquet files (paths, folders, or the outputs of a stage) or the run history.
-pub fn report(
-    targets: &[String],
-    pipeline: Option<&Path>,
-    history_only: bool,
-    limit: usize,
-    out: &mut dyn Write,
-) -> Result<()> {
-    let mut files: Vec<PathBuf> = Vec::new();
-    if history_only {
-        let ctx_cache = match pipeline {
-            Some(p) => load(p, &[], None)?.cache.root().to_path_buf(),
-            None => {
-                return Err(RunnerError::Usage(
-                    "report --history needs the pipeline file (or --cache) to find the cache"
-                        .into(),
-                ));
-            }
-        };
-        let batches: Vec<_> = history::history_files(&ctx_cache.join("history"))
-            .iter()
-            .map(|f| history::read_parquet(f))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .collect();
-        w(out, history::pretty(&batches, limit)?)?;
-        return Ok(());
-    }
-    let mut ctx: Option<Context> = None;
-    for t in targets {
-        let p = Path::new(t);
-        if p.is_file() {
-            files.push(p.to_path_buf());
-        } else if p.is_dir() {
-            files.extend(parquet_files(p));
-        } else {
-            if ctx.is_none() {
-                let pf = pipeline.ok_or_else(|| {
-                    RunnerError::Usage(format!(
-                        "'{t}' is not a file or folder; to name a stage give the pipeline file"
-                    ))
-                })?;
-                ctx = Some(load(pf, &[], None)?);
-            }
-            let c = ctx
-                .as_ref()
-                .ok_or_else(|| RunnerError::Usage("no pipeline".into()))?;
-            for i in c.graph.select(t).map_err(RunnerError::Usage)? {
-                let key = &c.keys[i];
-                let dir = if c.cache.has_entry(key) {
-                    c.cache.out_dir(key)
-                } else {
-                    match c.cache.latest_entry(&c.graph.name, &c.graph.nodes[i].id) {
-                        Some(m) => c.cache.out_dir(&m.key),
-                        None => {
-                            return Err(RunnerError::Usage(format!(
-                                "{} has no result yet; run it first",
-                                c.graph.nodes[i].id
-                            )));
-                        }
-                    }
-                };
-                files.extend(parquet_files(&dir));
-            }
-        }
-    }
-    if files.is_empty() {
-        return Err(RunnerError::Usage("no Parquet files found".into()));
-    }
-    for f in files {
-        w(out, format!("== {}", f.display()))?;
-        let batches = history::read_parquet(&f)?;
-        w(out, history::pretty(&batches, limit)?)?;
-    }
-    Ok(())
-}
-
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-        .follow_links(true)
-        .sort_by_file_name()
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "parquet"))
-        .map(|e| e.path().to_path_buf())
-        .collect();
-    v.sort();
-    v
 }

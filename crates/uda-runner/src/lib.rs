@@ -27,6 +27,7 @@ pub mod overrides;
 pub mod pipeline;
 pub mod plan;
 pub mod refs;
+pub mod report;
 pub mod resources;
 pub mod run;
 pub mod sweep;

@@ -99,6 +99,9 @@ pub struct CopyParams {
     pub upper: bool,
     pub suffix: String,
     pub beta: f64,
+    /// Copy only this folder inside `src` (empty: all of it); lets a sweep pick one fixture
+    /// folder per instance (`subdir: 's${seed}'`).
+    pub subdir: String,
 }
 
 impl Stage for Copy {
@@ -124,7 +127,12 @@ impl Stage for Copy {
         Vec::new()
     }
     fn run(ctx: &StageContext, p: &CopyParams) -> anyhow::Result<()> {
-        copy_tree(ctx.input("src")?, ctx.out_dir(), p)?;
+        let src = ctx.input("src")?;
+        if p.subdir.is_empty() {
+            copy_tree(src, ctx.out_dir(), p)?;
+        } else {
+            copy_tree(&src.join(&p.subdir), ctx.out_dir(), p)?;
+        }
         if let Some(extra) = ctx.optional_input("extra") {
             copy_tree(extra, &ctx.out_path("extra"), p)?;
         }

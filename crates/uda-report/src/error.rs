@@ -1,0 +1,65 @@
+use std::path::PathBuf;
+
+/// Errors of the report layer. Messages name the run or folder involved and say what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(
+        "{name} ({}) is not an evaluate output: it has no {missing} (the evaluate stage writes \
+         per_class.parquet and summary.parquet); `uda-pipe report --raw` prints any Parquet file",
+        path.display()
+    )]
+    NotEvaluateOutput {
+        name: String,
+        path: PathBuf,
+        missing: &'static str,
+    },
+    #[error("no evaluate outputs to report")]
+    NoRuns,
+    #[error("run '{name}' is given twice, as {} and {}", first.display(), second.display())]
+    DuplicateRun {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    /// Rows of a table must be comparable class by class.
+    #[error(
+        "{run} ({}) and {first} ({}) have different classes: {detail}",
+        path.display(),
+        first_path.display()
+    )]
+    ClassMismatch {
+        run: String,
+        path: PathBuf,
+        first: String,
+        first_path: PathBuf,
+        detail: String,
+    },
+    #[error("--where '{0}': expected KEY=VALUE, e.g. seed=1")]
+    BadFilter(String),
+    #[error("no run matches --where {filters} (runs: {runs})")]
+    NothingSelected { filters: String, runs: String },
+    #[error("--baseline '{name}': no such row (rows: {rows})")]
+    UnknownBaseline { name: String, rows: String },
+    #[error("{context}: {source}")]
+    Polars {
+        context: String,
+        #[source]
+        source: polars::error::PolarsError,
+    },
+}
+
+pub type Result<T, E = ReportError> = std::result::Result<T, E>;
+
+/// Adds what was being done to a polars error (polars' own messages do not name our runs).
+pub(crate) trait PolarsContext<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> PolarsContext<T> for polars::error::PolarsResult<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| ReportError::Polars {
+            context: context(),
+            source,
+        })
+    }
+}

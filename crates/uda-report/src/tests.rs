@@ -1,0 +1,349 @@
+//! Tables from real evaluate outputs: the fixtures are written by `uda_metrics::Report::write`,
+//! the evaluate stage's own writer, from confusion matrices with known IoUs.
+
+use crate::*;
+use std::path::{Path, PathBuf};
+use uda_metrics::{ConfusionMatrix, ImageResult, Provenance, Report};
+
+/// An evaluate report where class `c` has IoU `tenths(c) / 10` (TP = tenths, FN = 10 − tenths,
+/// the FN predicted outside the 19 classes so it is nobody's FP), or is absent (`None`).
+fn report(tenths: impl Fn(usize) -> Option<u8>) -> Report {
+    let (mut gt, mut pred) = (Vec::new(), Vec::new());
+    for c in 0..19u8 {
+        if let Some(t) = tenths(usize::from(c)) {
+            for i in 0..10 {
+                gt.push(c);
+                pred.push(if i < t { c } else { 255 });
+            }
+        }
+    }
+    let matrix = ConfusionMatrix::from_maps(&gt, &pred).unwrap();
+    let provenance = Provenance {
+        stage: "evaluate".into(),
+        mode: "external".into(),
+        predictions: "/p".into(),
+        ground_truth: "/g".into(),
+        model_meta: None,
+        params: "{}".into(),
+    };
+    Report::new(
+        vec![ImageResult {
+            name: "img".into(),
+            matrix,
+        }],
+        provenance,
+    )
+}
+
+/// Writes the report into `root/name` and returns the folder.
+fn write(root: &Path, name: &str, tenths: impl Fn(usize) -> Option<u8>) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    report(tenths).write(&dir).unwrap();
+    dir
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-12
+}
+
+/// Seed `s` of `eval` has class IoU (s + c % 3 + 2) / 10: mIoUs differ by exactly 0.1 per seed.
+fn seeded(root: &Path, s: u8) -> Run {
+    let name = format!("eval[beta=0.01,seed={s}]");
+    let dir = write(root, &name, |c| Some(s + (c % 3) as u8 + 2));
+    Run::new(name, dir)
+}
+
+#[test]
+fn wide_table_holds_each_runs_class_ious_and_the_stage_miou() {
+    let d = tempfile::tempdir().unwrap();
+    let a = write(d.path(), "eval_a", |c| Some((c % 10) as u8));
+    let b = write(d.path(), "eval_b", |c| (c != 3).then_some(5));
+    let runs = [Run::from_dir(a), Run::from_dir(b)];
+    let t = IouTable::build(&runs, &Options::default()).unwrap();
+    assert_eq!(t.classes.len(), 19);
+    assert_eq!(t.classes[6], "traffic light");
+    assert!(t.params.is_empty());
+    let names: Vec<&str> = t.rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["eval_a", "eval_b"]);
+    for c in 0..19 {
+        assert!(
+            close(t.rows[0].iou[c].unwrap(), (c % 10) as f64 / 10.0),
+            "class {c}"
+        );
+    }
+    assert_eq!(t.rows[1].iou[3], None, "undefined IoU stays null");
+    assert_eq!(t.rows[1].iou[4], Some(0.5));
+    // mIoU = the evaluate stage's own number (mean over defined classes).
+    let stage_miou = [
+        report(|c| Some((c % 10) as u8))
+            .total
+            .scores()
+            .miou
+            .unwrap(),
+        report(|c| (c != 3).then_some(5))
+            .total
+            .scores()
+            .miou
+            .unwrap(),
+    ];
+    for (row, m) in t.rows.iter().zip(stage_miou) {
+        assert!(close(row.miou.unwrap(), m), "{row:?} vs {m}");
+        assert_eq!((row.n, row.miou_std), (1, None));
+    }
+    let text = render(&t, Format::Table, None).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("run") && lines[0].ends_with("mIoU"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("eval_a") && lines[2].contains("90.00"),
+        "{text}"
+    );
+    assert!(lines[3].contains("  -  "), "undefined shown as -: {text}");
+}
+
+#[test]
+fn csv_starts_with_run_and_has_miou_in_percent() {
+    let d = tempfile::tempdir().unwrap();
+    let runs = [
+        Run::from_dir(write(d.path(), "eval_a", |_| Some(5))),
+        Run::new("eval[beta=0.05,lr=1]", write(d.path(), "x", |_| Some(2))),
+    ];
+    let t = IouTable::build(&runs, &Options::default()).unwrap();
+    let csv = render(&t, Format::Csv, None).unwrap();
+    let lines: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    let header = &lines[0];
+    assert_eq!(header[..4], ["run", "beta", "lr", "n"], "{csv}");
+    assert_eq!(header[4], "road");
+    assert_eq!(header[header.len() - 2..], ["miou", "miou_std"]);
+    assert_eq!(header.len(), 1 + 2 + 1 + 19 + 2);
+    assert_eq!(lines[1][..5], ["eval_a", "", "", "1", "50"], "{csv}");
+    assert_eq!(lines[1][header.len() - 2..], ["50", ""]);
+    // A name with a comma is quoted (RFC 4180), so the fields still line up.
+    let second = csv.lines().nth(2).unwrap();
+    assert!(
+        second.starts_with("\"eval[beta=0.05,lr=1]\",0.05,1,1,20,"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn json_parses_with_ordered_keys_and_miou() {
+    let d = tempfile::tempdir().unwrap();
+    let runs = [seeded(d.path(), 1), seeded(d.path(), 2)];
+    let t = IouTable::build(&runs, &Options::default()).unwrap();
+    let text = render(&t, Format::Json, None).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r["run"], "eval[beta=0.01]");
+    assert_eq!(r["beta"], 0.01, "numeric sweep values stay numbers");
+    assert_eq!(r["n"], 2);
+    assert!(
+        r.get("seed").is_none(),
+        "the aggregated variable is not a column"
+    );
+    let miou = r["miou"].as_f64().unwrap();
+    // Seed 1: classes 0.3/0.4/0.5 repeating; seed 2: +0.1 each.
+    let m1 = report(|c| Some(1 + (c % 3) as u8 + 2))
+        .total
+        .scores()
+        .miou
+        .unwrap();
+    assert!(close(miou, (m1 + m1 + 0.1) / 2.0 * 100.0), "{miou} {m1}");
+    assert!(text.trim_start().starts_with("[\n  {\"run\": "), "{text}");
+}
+
+#[test]
+fn seeds_aggregate_to_mean_and_sample_std() {
+    let d = tempfile::tempdir().unwrap();
+    let mut runs: Vec<Run> = (1..=3).map(|s| seeded(d.path(), s)).collect();
+    runs.push(Run::new("eval_base", write(d.path(), "base", |_| Some(1))));
+    let t = IouTable::build(&runs, &Options::default()).unwrap();
+    assert_eq!(t.params, ["beta"]);
+    assert_eq!(t.rows.len(), 2);
+    let g = &t.rows[0];
+    assert_eq!((g.name.as_str(), g.n), ("eval[beta=0.01]", 3));
+    assert_eq!(g.params, [Some("0.01".to_string())]);
+    // Per class: mean over seeds 1..3 of (s + c % 3 + 2) / 10 = (c % 3 + 4) / 10.
+    for c in 0..19 {
+        assert!(
+            close(g.iou[c].unwrap(), (c % 3 + 4) as f64 / 10.0),
+            "class {c}"
+        );
+    }
+    let m: Vec<f64> = (1..=3u8)
+        .map(|s| {
+            report(|c| Some(s + (c % 3) as u8 + 2))
+                .total
+                .scores()
+                .miou
+                .unwrap()
+        })
+        .collect();
+    let mean = m.iter().sum::<f64>() / 3.0;
+    let sample_std = (m.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+    assert!(close(g.miou.unwrap(), mean));
+    assert!(close(g.miou_std.unwrap(), sample_std), "ddof = 1");
+    assert!(close(sample_std, 0.1), "seeds are 0.1 apart: {sample_std}");
+    let base = &t.rows[1];
+    assert_eq!(
+        (base.name.as_str(), base.n, base.miou_std),
+        ("eval_base", 1, None)
+    );
+    assert_eq!(base.params, [None]);
+
+    let per_seed = Options {
+        aggregate_seeds: false,
+        ..Options::default()
+    };
+    let t = IouTable::build(&runs, &per_seed).unwrap();
+    assert_eq!(t.rows.len(), 4);
+    assert_eq!(t.params, ["beta", "seed"]);
+    assert_eq!(t.rows[1].name, "eval[beta=0.01,seed=2]");
+    assert!(close(t.rows[1].miou.unwrap(), m[1]));
+
+    let only = Options {
+        filters: vec![parse_filter("seed=3").unwrap()],
+        ..Options::default()
+    };
+    let t = IouTable::build(&runs, &only).unwrap();
+    assert_eq!(t.rows.len(), 1);
+    assert_eq!(
+        (t.rows[0].name.as_str(), t.rows[0].n),
+        ("eval[beta=0.01]", 1)
+    );
+    assert!(close(t.rows[0].miou.unwrap(), m[2]));
+
+    let md = render(
+        &IouTable::build(&runs, &Options::default()).unwrap(),
+        Format::Markdown,
+        None,
+    )
+    .unwrap();
+    assert!(
+        md.lines()
+            .nth(2)
+            .unwrap()
+            .starts_with("| eval[beta=0.01] | 3 | "),
+        "{md}"
+    );
+    assert!(md.contains(&format!("{:.2} ± 10.00", mean * 100.0)), "{md}");
+}
+
+#[test]
+fn baseline_adds_deltas() {
+    let d = tempfile::tempdir().unwrap();
+    let runs = [
+        Run::from_dir(write(d.path(), "eval_base", |_| Some(4))),
+        Run::from_dir(write(d.path(), "eval_ours", |c| (c != 0).then_some(6))),
+    ];
+    let t = IouTable::build(&runs, &Options::default()).unwrap();
+    let (delta, delta_miou) = t.rows[1].delta(&t.rows[0]);
+    assert_eq!(delta[0], None, "undefined in one row");
+    assert!(close(delta[1].unwrap(), 0.2));
+    assert!(close(delta_miou.unwrap(), 0.2));
+
+    let csv = render(&t, Format::Csv, Some("eval_base")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert_eq!(header.len(), 1 + 1 + 19 + 2 + 19 + 1);
+    assert_eq!(header[23], "delta_road");
+    assert_eq!(header.last(), Some(&"delta_miou"));
+    let ours: Vec<&str> = csv.lines().nth(2).unwrap().split(',').collect();
+    let d_miou: f64 = ours.last().unwrap().parse().unwrap();
+    assert!((d_miou - 20.0).abs() < 1e-9, "{csv}");
+    let base: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(base.last(), Some(&"0"));
+
+    let text = render(&t, Format::Table, Some("eval_base")).unwrap();
+    let delta_line = text.lines().find(|l| l.starts_with("Δ eval_ours")).unwrap();
+    assert!(
+        delta_line.ends_with("+20.00") && delta_line.contains("  -  "),
+        "{text}"
+    );
+    assert!(text.contains("eval_base (baseline)"), "{text}");
+    let json = render(&t, Format::Json, Some("eval_base")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!((v[1]["delta_miou"].as_f64().unwrap() - 20.0).abs() < 1e-9);
+
+    let e = render(&t, Format::Csv, Some("nope")).unwrap_err();
+    assert!(e.to_string().contains("rows: eval_base, eval_ours"), "{e}");
+}
+
+#[test]
+fn markdown_has_run_plus_twenty_columns() {
+    let d = tempfile::tempdir().unwrap();
+    let runs = [
+        Run::from_dir(write(d.path(), "a|b", |_| Some(3))),
+        Run::from_dir(write(d.path(), "c", |_| Some(7))),
+    ];
+    let t = IouTable::build(&runs, &Options::default()).unwrap();
+    let md = render(&t, Format::Markdown, None).unwrap();
+    let lines: Vec<&str> = md.lines().collect();
+    assert_eq!(lines.len(), 4, "{md}");
+    for l in &lines {
+        let cells = l.trim_matches('|').replace("\\|", "/");
+        assert_eq!(cells.split('|').count(), 21, "run + 19 classes + mIoU: {l}");
+    }
+    assert!(lines[0].starts_with("| run | road | sidewalk |") && lines[0].ends_with("| mIoU |"));
+    assert!(lines[1].starts_with("|:---|---:|"));
+    assert!(
+        lines[2].starts_with("| a\\|b | 30.00 |") && lines[2].ends_with("| 30.00 |"),
+        "{md}"
+    );
+}
+
+#[test]
+fn folders_that_are_not_evaluate_outputs_and_class_mismatches_fail_clearly() {
+    let d = tempfile::tempdir().unwrap();
+    let good = Run::from_dir(write(d.path(), "good", |_| Some(5)));
+    let empty = d.path().join("train_out");
+    std::fs::create_dir_all(&empty).unwrap();
+    let e = IouTable::build(&[good.clone(), Run::from_dir(&empty)], &Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&empty.display().to_string())
+            && e.contains("is not an evaluate output")
+            && e.contains("per_class.parquet"),
+        "{e}"
+    );
+
+    let short = d.path().join("short");
+    std::fs::create_dir_all(&short).unwrap();
+    let r = report(|_| Some(5));
+    r.write(&short).unwrap();
+    uda_data::table::write_parquet(&short.join(PER_CLASS), &r.per_class_batch().slice(0, 18))
+        .unwrap();
+    let e = IouTable::build(&[good, Run::from_dir(&short)], &Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("short") && e.contains("good") && e.contains("18 vs 19 classes"),
+        "{e}"
+    );
+    assert!(matches!(
+        IouTable::build(&[], &Options::default()),
+        Err(ReportError::NoRuns)
+    ));
+}
+
+#[test]
+fn long_frame_is_lazy_long_form() {
+    let d = tempfile::tempdir().unwrap();
+    let runs = [seeded(d.path(), 1), seeded(d.path(), 2)];
+    let long = long_frame(&runs, true).unwrap().collect().unwrap();
+    let names: Vec<String> = long
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["run", ROW, "beta", "seed", "class_id", "class_name", "iou"]
+    );
+    assert_eq!(long.height(), 38);
+}
