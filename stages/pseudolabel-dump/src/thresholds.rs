@@ -151,7 +151,8 @@ mod tests {
         let conf = [229, 230, 119, 120, 255, 255];
         let mut out = [0u8; 6];
         t.apply(&pred, &conf, &mut out);
-        assert_eq!(out, [255, 0, 255, 1, 255, 255]);
+        // Class 5 has no threshold (never counted): kept, as FDA's threshold 0 for absent classes.
+        assert_eq!(out, [255, 0, 255, 1, 5, 255]);
     }
 
     #[test]

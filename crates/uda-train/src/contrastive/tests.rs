@@ -166,9 +166,12 @@ fn batch_loss_is_the_mean_over_images_with_anchors() {
 
 #[test]
 fn gradients_are_finite_through_the_projection_head() {
+    // 32 hidden units: a pixel whose hidden ReLUs are all zero (zero output, as conv biases start
+    // at 0) has probability 2^-32, so every output vector is a unit vector.
+    uda_models::tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
-    let head = ProjectionHead::new(&vs.root(), 6, 4);
-    let x = Tensor::randn([2, 6, 8, 8], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+    let head = ProjectionHead::new(&vs.root(), 32, 4);
+    let x = Tensor::randn([2, 32, 8, 8], (Kind::Float, Device::Cpu)).set_requires_grad(true);
     let z = head.forward(&x);
     let norms = z.square().sum_dim_intlist(1, false, Kind::Float);
     assert!((norms - 1.0).abs().max().double_value(&[]) < 1e-5);
