@@ -94,3 +94,30 @@ fn default_pipeline_runs_end_to_end_at_toy_scale() {
     let again = run(&exe, &cache, &[]);
     assert!(!again.contains("running"), "{again}");
 }
+
+#[test]
+fn ablation_pipeline_validates_against_the_stage_binaries() {
+    let exe = build_stages();
+    let d = tempfile::tempdir().unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/ablations.yaml");
+    let o = Command::new(&exe)
+        .arg("status")
+        .arg("-f")
+        .arg(&file)
+        .arg("--cache")
+        .arg(d.path().join("cache"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{text}");
+    for node in [
+        "fda[beta=0.09]",
+        "pseudo_raw",
+        "pseudo_mbt",
+        "ce_only[beta=0.01]",
+        "cl_gt[beta=0.05]",
+        "eval_ours[beta=0.09]",
+    ] {
+        assert!(text.contains(node), "{node} missing:\n{text}");
+    }
+}

@@ -78,11 +78,7 @@ impl Stage for ContrastiveTrain {
                 doc: "pseudolabel-dump output for the target images (needed unless labels=ground_truth)",
                 required: false,
             },
-            InputSpec {
-                name: "init",
-                doc: "initial weights: a .safetensors file or a folder with one (naming: param init_naming)",
-                required: false,
-            },
+            pretrain::init_input(),
         ]
     }
 

@@ -54,11 +54,7 @@ impl Stage for Pretrain {
                 doc: "ImageSet folder of the unlabelled target domain (Cityscapes train); needed when lambda_ent > 0",
                 required: false,
             },
-            InputSpec {
-                name: "init",
-                doc: "initial weights: a .safetensors file or a folder with one (naming: param init_naming)",
-                required: false,
-            },
+            init_input(),
         ]
     }
 
@@ -68,6 +64,15 @@ impl Stage for Pretrain {
 
     fn run(ctx: &StageContext, p: &PretrainParams) -> anyhow::Result<()> {
         run(ctx, p)
+    }
+}
+
+/// The optional `init` input every training stage takes.
+pub fn init_input() -> InputSpec {
+    InputSpec {
+        name: "init",
+        doc: "initial weights: a .safetensors file or a folder with one (naming: param init_naming)",
+        required: false,
     }
 }
 

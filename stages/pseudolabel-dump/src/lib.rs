@@ -23,7 +23,7 @@
 //! manifest.parquet    the data ImageSet's manifest (copied), so consumers can check pairing
 //! classes.parquet     per class: threshold, predicted / kept / dropped pixels, and with ground
 //!                     truth the IoU of the raw predictions and of the kept pixels
-//! previews/*.png      image | pseudo-label | ground truth (or raw prediction without it)
+//! previews/*.png      image | pseudo-label | ground truth (or the raw prediction without it)
 //! metrics.json        kept fraction, mIoU of raw and kept pseudo-labels, models used
 //! ```
 
@@ -376,7 +376,7 @@ fn write_preview(
 ) -> anyhow::Result<()> {
     let (h, w) = (images.height(), images.width());
     let rgb = images.read(index)?;
-    // Panel order: image | reference (ground truth, or raw prediction) | pseudo-label.
+    // Panel order: image | pseudo-label | reference (ground truth, or the raw prediction).
     write_qualitative_panel(
         path,
         Some(Raster {
@@ -387,9 +387,9 @@ fn write_preview(
         Raster {
             width: w,
             height: h,
-            data: reference,
+            data: pseudo,
         },
-        pseudo,
+        reference,
         512,
     )?;
     Ok(())
