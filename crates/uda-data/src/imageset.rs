@@ -112,6 +112,34 @@ impl ImageSet {
     }
 }
 
+/// Gives a re-styled copy of `content` (new `images.zarr` in `out`) the content set's labels and
+/// manifest — hard links where the file system allows, copies otherwise: the pixels changed, the
+/// annotations did not.
+pub fn link_annotations(content: &ImageSet, out: &Path) -> Result<()> {
+    for name in [LABELS, MANIFEST] {
+        let from = content.dir().join(name);
+        if from.exists() {
+            link_tree(&from, &out.join(name)).map_err(|e| DataError::io(&from, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            link_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).map(|_| ())
+    } else {
+        Ok(())
+    }
+}
+
 /// The `name` column of a manifest file.
 fn manifest_names_at(path: &Path) -> Result<Vec<String>> {
     let batch = crate::table::read_parquet(path)?;

@@ -20,6 +20,7 @@
 //! [`pairing`] assigns partners deterministically from a seed; [`translate_png`] is the one-image
 //! tool behind `uda-pipe fda`.
 
+pub mod baselines;
 mod fda;
 pub mod pairing;
 mod png;

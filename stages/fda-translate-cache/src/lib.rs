@@ -276,33 +276,8 @@ fn open_set(ctx: &StageContext, name: &str) -> anyhow::Result<ImageSet> {
     Ok(set)
 }
 
-/// Gives a translated ImageSet the content set's labels and manifest (hard links where the file
-/// system allows, copies otherwise): the pixels changed, the annotations did not.
 fn link_companions(content: &ImageSet, out: &Path) -> anyhow::Result<()> {
-    use uda_data::imageset::{LABELS, MANIFEST};
-    for name in [LABELS, MANIFEST] {
-        let from = content.dir().join(name);
-        if from.exists() {
-            link_tree(&from, &out.join(name))
-                .with_context(|| format!("linking {} into {}", from.display(), out.display()))?;
-        }
-    }
-    Ok(())
-}
-
-fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    if from.is_dir() {
-        std::fs::create_dir_all(to)?;
-        for entry in std::fs::read_dir(from)? {
-            let entry = entry?;
-            link_tree(&entry.path(), &to.join(entry.file_name()))?;
-        }
-        Ok(())
-    } else if std::fs::hard_link(from, to).is_err() {
-        std::fs::copy(from, to).map(|_| ())
-    } else {
-        Ok(())
-    }
+    Ok(uda_data::imageset::link_annotations(content, out)?)
 }
 
 /// `pairs.parquet`: one row per translated image, s2t rows then t2s rows.

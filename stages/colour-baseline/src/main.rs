@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    uda_stage::stage_main::<colour_baseline::ColourBaseline>()
+}
