@@ -1,5 +1,5 @@
 //! The default `pipeline.yaml` end to end at toy scale with the real stage binaries: every stage
-//! runs (synthesis → preprocessing → FDA → pretrain + baselines → pseudo-labels → contrastive
+//! runs (synthesis → preprocessing → FDA → pretrain + baselines (colour baselines included) → pseudo-labels → contrastive
 //! training → evaluation), and a second run is served from the cache.
 
 use std::path::{Path, PathBuf};
@@ -67,6 +67,8 @@ fn default_pipeline_runs_end_to_end_at_toy_scale() {
         "eval_pretrain",
         "eval_ours",
         "eval_oracle",
+        "eval_meanstd",
+        "eval_histmatch",
     ] {
         for f in ["per_class.parquet", "summary.parquet", "confusion.parquet"] {
             assert!(latest.join(eval).join(f).exists(), "{eval}/{f} missing");
