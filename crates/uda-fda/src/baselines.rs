@@ -52,8 +52,8 @@ impl ChannelHistograms {
 
     pub fn add(&mut self, rgb: &[u8]) {
         for px in rgb.chunks_exact(3) {
-            for c in 0..3 {
-                self.counts[c][px[c] as usize] += 1;
+            for (counts, &v) in self.counts.iter_mut().zip(px) {
+                counts[v as usize] += 1;
             }
         }
     }
