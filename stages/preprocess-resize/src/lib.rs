@@ -137,14 +137,23 @@ impl Stage for PreprocessResize {
                 let mut img_buf = Vec::with_capacity(range.len() * layout.image_len());
                 let mut lab_buf = Vec::with_capacity(range.len() * height * width);
                 let mut rows = Vec::with_capacity(range.len());
-                for i in range {
-                    let out = process_sample(&samples[i], height, width, p.interpolation)?;
+                // Images of one shard are decoded in parallel too: a dataset of one or a few
+                // shards (or the last, partial one) would otherwise keep all but one thread idle.
+                let outs: Vec<_> = range
+                    .clone()
+                    .into_par_iter()
+                    .map(|i| {
+                        let out = process_sample(&samples[i], height, width, p.interpolation);
+                        progress.inc(1);
+                        out
+                    })
+                    .collect::<Result<_, _>>()?;
+                for (i, out) in range.zip(&outs) {
                     img_buf.extend_from_slice(&out.image);
                     if let Some(l) = &out.label {
                         lab_buf.extend_from_slice(l);
                     }
-                    rows.push(manifest::Row::new(i, root, &samples[i], &out));
-                    progress.inc(1);
+                    rows.push(manifest::Row::new(i, root, &samples[i], out));
                 }
                 images.write_shard(shard, &img_buf)?;
                 if let Some(labels) = &labels {
