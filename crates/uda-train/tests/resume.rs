@@ -159,8 +159,18 @@ fn train(
     Ok((vars, totals))
 }
 
+/// libtorch's RNG (`manual_seed`, dropout) and thread count are process-global, and tests of one
+/// binary run on parallel threads: each test holds this lock so no other test reseeds or draws
+/// from the generator in the middle of its runs (that made the bitwise comparison flaky).
+static TORCH_GLOBALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
+    TORCH_GLOBALS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn resumed_run_ends_bitwise_equal_to_uninterrupted_run() {
+    let _torch = torch_lock();
     for optimizer in [OptimizerConfig::PAPER_SGD, OptimizerConfig::PAPER_ADAM] {
         let dir = tempfile::tempdir().unwrap();
         let (straight, straight_log) = train(&dir.path().join("a"), 1, optimizer, None).unwrap();
@@ -208,6 +218,7 @@ fn resumed_run_ends_bitwise_equal_to_uninterrupted_run() {
 
 #[test]
 fn nan_loss_stops_with_iteration_and_term_and_clears_the_resume_folder() {
+    let _torch = torch_lock();
     uda_models::tch::set_num_threads(1);
     let dir = tempfile::tempdir().unwrap();
     let resume = dir.path().join("r");
@@ -260,6 +271,7 @@ fn nan_loss_stops_with_iteration_and_term_and_clears_the_resume_folder() {
 
 #[test]
 fn another_runs_checkpoint_is_refused() {
+    let _torch = torch_lock();
     let dir = tempfile::tempdir().unwrap();
     let resume = dir.path().join("r");
     let make = |fingerprint: &str| {
