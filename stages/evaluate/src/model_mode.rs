@@ -45,22 +45,16 @@ impl ModelEvalSet {
             data.dir().display(),
             data.len()
         );
+        if let Some(l) = &labels_from {
+            uda_data::imageset::check_same_images(l, &data).context(
+                "input labels and input data must hold the same images in the same order",
+            )?;
+        }
         let data_names = data.manifest_names()?;
         let label_names = match &labels_from {
             Some(l) => l.manifest_names()?,
             None => None,
         };
-        if let (Some(a), Some(b)) = (&data_names, &label_names)
-            && let Some(i) = (0..a.len()).find(|&i| a[i] != b[i])
-        {
-            anyhow::bail!(
-                "image {i} is '{}' in input data {} but '{}' in input labels {}; they must be the same images in the same order",
-                a[i],
-                data.dir().display(),
-                b[i],
-                label_set.dir().display()
-            );
-        }
         let names = data_names
             .or(label_names)
             .unwrap_or_else(|| (0..data.len()).map(|i| format!("{i:05}")).collect());

@@ -192,7 +192,17 @@ pub fn model_dirs(input: &Path) -> anyhow::Result<Vec<PathBuf>> {
 #[derive(Debug)]
 struct Inputs {
     data: ImageSet,
-    gt: Option<ImageSet>,
+    /// A separate labelled set (input `labels`), checked to hold the same images.
+    labels_from: Option<ImageSet>,
+}
+
+impl Inputs {
+    /// The set whose labels are the ground truth: `labels`, else `data` when it has labels.
+    fn ground_truth(&self) -> Option<&ImageSet> {
+        self.labels_from
+            .as_ref()
+            .or(Some(&self.data).filter(|d| d.labels().is_some()))
+    }
 }
 
 fn open_inputs(data_dir: &Path, labels_dir: Option<&Path>) -> anyhow::Result<Inputs> {
@@ -202,7 +212,7 @@ fn open_inputs(data_dir: &Path, labels_dir: Option<&Path>) -> anyhow::Result<Inp
         "input data {}: the ImageSet has no images",
         data_dir.display()
     );
-    let gt = match labels_dir {
+    let labels_from = match labels_dir {
         Some(dir) => {
             let set = ImageSet::open(dir).context("input labels")?;
             let labels = set.labels().with_context(|| {
@@ -228,10 +238,9 @@ fn open_inputs(data_dir: &Path, labels_dir: Option<&Path>) -> anyhow::Result<Inp
             uda_data::imageset::check_same_images(&data, &set)?;
             Some(set)
         }
-        None if data.labels().is_some() => Some(ImageSet::open(data_dir)?),
         None => None,
     };
-    Ok(Inputs { data, gt })
+    Ok(Inputs { data, labels_from })
 }
 
 fn run(ctx: &StageContext, p: &PseudolabelParams) -> anyhow::Result<()> {
@@ -289,7 +298,7 @@ fn run(ctx: &StageContext, p: &PseudolabelParams) -> anyhow::Result<()> {
 
     // Pass 2: threshold, score against ground truth, previews.
     let pseudo_writer = ImageArrayWriter::create(&out.join(PSEUDO_LABELS), layout)?;
-    let gt_labels = inputs.gt.as_ref().and_then(|s| s.labels());
+    let gt_labels = inputs.ground_truth().and_then(|s| s.labels());
     let mut raw_cm = ConfusionMatrix::new();
     let mut kept_cm = ConfusionMatrix::new();
     let mut kept_counts = [0u64; NUM_CLASSES];
@@ -358,8 +367,7 @@ fn run(ctx: &StageContext, p: &PseudolabelParams) -> anyhow::Result<()> {
     metrics.insert(
         "ground_truth".into(),
         inputs
-            .gt
-            .as_ref()
+            .ground_truth()
             .map(|s| s.dir().display().to_string())
             .into(),
     );
