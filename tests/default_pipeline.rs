@@ -1,4 +1,4 @@
-//! The default `pipeline.yaml` end to end at toy scale with the real stage binaries: every stage
+//! The pipelines shipped with the project, at toy scale. The default `pipeline.yaml` end to end with the real stage binaries: every stage
 //! runs (synthesis → preprocessing → FDA → pretrain + baselines (colour baselines included) → pseudo-labels → contrastive
 //! training → evaluation), and a second run is served from the cache.
 
@@ -76,8 +76,10 @@ fn default_pipeline_runs_end_to_end_at_toy_scale() {
         "eval_meanstd",
         "eval_histmatch",
     ] {
+        // One seed by default: every node is an instance of the `seeds` sweep.
+        let eval = format!("{eval}[seed=0]");
         for f in ["per_class.parquet", "summary.parquet", "confusion.parquet"] {
-            assert!(latest.join(eval).join(f).exists(), "{eval}/{f} missing");
+            assert!(latest.join(&eval).join(f).exists(), "{eval}/{f} missing");
         }
     }
     for f in [
@@ -85,15 +87,20 @@ fn default_pipeline_runs_end_to_end_at_toy_scale() {
         "classes.parquet",
         "previews/00000.png",
     ] {
-        assert!(latest.join("pseudo").join(f).exists(), "pseudo/{f} missing");
+        assert!(
+            latest.join("pseudo[seed=0]").join(f).exists(),
+            "pseudo/{f} missing"
+        );
     }
-    let info: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(latest.join("ours/model.json")).unwrap())
-            .unwrap();
+    let info: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(latest.join("ours[seed=0]/model.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(info["produced_by"], "contrastive-train");
-    let pseudo: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(latest.join("pseudo/metrics.json")).unwrap())
-            .unwrap();
+    let pseudo: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(latest.join("pseudo[seed=0]/metrics.json")).unwrap(),
+    )
+    .unwrap();
     assert!(
         pseudo["miou_raw"].is_number(),
         "the t2s set carries the target labels, so pseudo-labels are scored: {pseudo}"
@@ -128,4 +135,118 @@ fn ablation_pipeline_validates_against_the_stage_binaries() {
     ] {
         assert!(text.contains(node), "{node} missing:\n{text}");
     }
+}
+
+/// ImageNet-like ResNet-101 weights in torchvision's naming: torchvision's own random init, with
+/// BatchNorm statistics gathered on ImageNet-normalised noise so that frozen BatchNorm (the
+/// recipe's setting) sees inputs on the scale real ImageNet weights would.
+const RESNET101_WEIGHTS: &str = r#"
+import sys, torch, torchvision
+from safetensors.torch import save_file
+torch.manual_seed(0)
+m = torchvision.models.resnet101()
+for mod in m.modules():
+    if isinstance(mod, torch.nn.BatchNorm2d):
+        mod.momentum = None
+m.train()
+with torch.no_grad():
+    m(torch.randn(4, 3, 64, 128))
+save_file({k: v.contiguous() for k, v in m.state_dict().items()}, sys.argv[1])
+"#;
+
+fn python() -> PathBuf {
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} missing: run scripts/setup.sh",
+        py.display()
+    );
+    py
+}
+
+/// `pipelines/gta5-cityscapes.yaml` itself (not a copy) at toy scale: generated data in the real
+/// GTA5 and Cityscapes layouts, torchvision-named ResNet-101 weights, the paper's DeepLabV2 with
+/// frozen BatchNorm, every stage run, scored at the full ground-truth resolution.
+#[test]
+fn real_data_recipe_runs_end_to_end_at_toy_scale() {
+    let exe = build_stages();
+    let d = tempfile::tempdir().unwrap();
+    let synth = d.path().join("synth");
+    let o = Command::new(exe.parent().unwrap().join("synth-scenes"))
+        .arg("--out")
+        .arg(&synth)
+        .args(["--param", "height=64", "--param", "width=128"])
+        .args(["--param", "n_source=4", "--param", "n_target_train=4"])
+        .args(["--param", "n_target_val=2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let weights = d.path().join("resnet101.safetensors");
+    let o = Command::new(python())
+        .args(["-c", RESNET101_WEIGHTS])
+        .arg(&weights)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/gta5-cityscapes.yaml");
+    let cache = d.path().join("cache");
+    let run = |extra: &[&str]| {
+        let mut c = Command::new(&exe);
+        c.arg("run").arg(&file).arg("--cache").arg(&cache);
+        let sets = [
+            format!("gta5_root={}", synth.join("gta5").display()),
+            format!("cityscapes_root={}", synth.join("cityscapes").display()),
+            format!("imagenet_weights={}", weights.display()),
+            "source_size=[48, 96]".into(),
+            "target_size=[32, 64]".into(),
+            "gt_size=[64, 128]".into(),
+            "crop=[64, 32]".into(),
+            "iterations=2".into(),
+            "device=cpu".into(),
+            "workers=1".into(),
+        ];
+        for s in &sets {
+            c.arg("--set").arg(s);
+        }
+        let o = c.args(extra).output().unwrap();
+        let text =
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "uda-pipe run failed:\n{text}");
+        text
+    };
+    run(&[]);
+    let latest = cache.join("latest/gta5-cityscapes");
+    for eval in [
+        "eval_source_only",
+        "eval_fda_only",
+        "eval_pretrain",
+        "eval_ours",
+    ] {
+        assert!(
+            latest.join(eval).join("per_class.parquet").exists(),
+            "{eval} missing"
+        );
+    }
+    // The paper's model, initialised from the torchvision trunk and fed ImageNet-normalised input.
+    for model in ["pretrain", "source_only", "ours"] {
+        let info: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(latest.join(model).join("model.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(info["backbone"], "deeplabv2-resnet101", "{model}: {info}");
+        assert_eq!(info["freeze_bn"], true, "{model}: {info}");
+        assert_eq!(info["normalization"]["bgr"], false, "{model}: {info}");
+    }
+    // Scored against the full-resolution ground truth (2 images of 64×128), not at the 32×64
+    // prediction size (at most 4,096 pixels).
+    let path = latest.join("eval_ours/summary.parquet");
+    let summary = uda_data::table::read_parquet(&path).unwrap();
+    let valid =
+        uda_data::table::column::<arrow::array::UInt64Array>(&path, &summary, "valid_pixels")
+            .unwrap()
+            .value(0);
+    assert!(valid > 2 * 32 * 64, "{valid} pixels scored");
+    let again = run(&[]);
+    assert!(!again.contains("running"), "{again}");
 }

@@ -137,3 +137,50 @@ fn sweep_errors_are_clear() {
     let out = p.fails(&["run", "--dry-run"]);
     assert!(out.contains("pipeline.yaml:12:14: stage 'd': sweep variable 'seed' is already swept by an upstream stage"), "{out}");
 }
+
+/// A sweep of one value is still a sweep: downstream stages are swept along and can use the
+/// variable (`${seed}`), so a pipeline reads the same with `seeds: [0]` as with `seeds: [0, 1]`.
+#[test]
+fn a_one_value_sweep_is_swept_along() {
+    let pipeline = |seeds: &str| {
+        format!(
+            "\
+params:
+  seeds: {seeds}
+stages:
+  gen:
+    kind: uda-test-gen
+    foreach: {{seed: '${{seeds}}'}}
+  copy:
+    kind: uda-test-copy
+    inputs: {{src: gen}}
+    params: {{suffix: '-s${{seed}}'}}
+  pick:
+    kind: uda-test-copy
+    inputs: {{src: 'gen[seed=0]'}}
+"
+        )
+    };
+    let one = Project::new(&pipeline("[0]"));
+    let dag = one.ok(&["dag"]);
+    let ids: Vec<&str> = dag.lines().map(|l| l.split(" [").next().unwrap()).collect();
+    assert_eq!(ids, ["gen[seed=0]", "copy[seed=0]", "pick"], "{dag}");
+    let two = Project::new(&pipeline("[0, 1]"));
+    let dag = two.ok(&["dag"]);
+    let ids: Vec<&str> = dag.lines().map(|l| l.split(" [").next().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "gen[seed=0]",
+            "gen[seed=1]",
+            "copy[seed=0]",
+            "copy[seed=1]",
+            "pick"
+        ],
+        "{dag}"
+    );
+    let out = one.ok(&["run"]);
+    assert_eq!(Project::counts(&out), (3, 0), "{out}");
+    let shown = one.ok(&["show", "copy[seed=0]"]);
+    assert!(shown.contains("-s0"), "{shown}");
+}

@@ -147,6 +147,7 @@ enum Net {
 pub struct SegNet {
     cfg: ModelConfig,
     net: Net,
+    norm: Normalization,
 }
 
 impl SegNet {
@@ -174,7 +175,19 @@ impl SegNet {
                 cfg.freeze_bn,
             ))),
         };
-        Self { cfg: *cfg, net }
+        Self {
+            cfg: *cfg,
+            net,
+            norm: Normalization::for_backbone(cfg.backbone),
+        }
+    }
+
+    /// Inputs must be normalised the way the initial weights were trained (a torchvision
+    /// ImageNet trunk with ImageNet statistics, FDA's Caffe DeepLab with BGR mean subtraction):
+    /// fed the other way, frozen BatchNorm layers see inputs ~60× off scale and the network
+    /// diverges. Set this after loading weights whose origin differs from the backbone's default.
+    pub fn set_input_normalization(&mut self, norm: Normalization) {
+        self.norm = norm;
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -217,9 +230,10 @@ impl SegNet {
         }
     }
 
-    /// How inputs are normalised for this backbone; see [`Normalization::for_backbone`].
+    /// How inputs are normalised: [`Normalization::for_backbone`] unless set with
+    /// [`SegNet::set_input_normalization`].
     pub fn input_normalization(&self) -> Normalization {
-        Normalization::for_backbone(self.cfg.backbone)
+        self.norm
     }
 }
 

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use crate::Backbone;
+use crate::{Backbone, WeightNaming};
 
 /// How RGB pixel values in 0..255 become network input:
 /// `x = (pixel[order] · scale − mean) / std`, per channel, in the network's channel order.
@@ -55,6 +55,17 @@ impl Normalization {
         }
     }
 
+    /// The input the weights of `naming` were trained on, where their origin fixes it:
+    /// torchvision's ImageNet weights → [`Self::IMAGENET`], FDA's DeepLab init →
+    /// [`Self::FDA_CAFFE`]; our own checkpoints (`Native`) carry theirs in `model.json`.
+    pub fn for_weights(naming: WeightNaming) -> Option<Normalization> {
+        match naming {
+            WeightNaming::Torchvision => Some(Self::IMAGENET),
+            WeightNaming::FdaDeeplab => Some(Self::FDA_CAFFE),
+            WeightNaming::Native => None,
+        }
+    }
+
     fn per_channel(&self, v: [f32; 3], like: &Tensor) -> Tensor {
         Tensor::from_slice(&v)
             .to_device(like.device())
@@ -96,6 +107,25 @@ impl Normalization {
 mod tests {
     use super::*;
     use tch::Device;
+
+    #[test]
+    fn normalization_follows_the_origin_of_the_weights() {
+        // A DeepLab initialised from torchvision's ImageNet ResNet-101 must see ImageNet inputs,
+        // not the Caffe BGR means its backbone defaults to (frozen BN diverged on those).
+        assert_eq!(
+            Normalization::for_weights(WeightNaming::Torchvision),
+            Some(Normalization::IMAGENET)
+        );
+        assert_eq!(
+            Normalization::for_weights(WeightNaming::FdaDeeplab),
+            Some(Normalization::FDA_CAFFE)
+        );
+        assert_eq!(Normalization::for_weights(WeightNaming::Native), None);
+        assert_eq!(
+            Normalization::for_backbone(Backbone::Deeplabv2Resnet101),
+            Normalization::FDA_CAFFE
+        );
+    }
 
     #[test]
     fn fda_caffe_flips_to_bgr_then_subtracts_mean() {

@@ -55,11 +55,17 @@ pub struct StageBinary {
     pub description: Description,
 }
 
-/// The folders searched for stage binaries, in order.
+/// The folders searched for stage binaries, in order. Relative entries of `$UDA_STAGE_PATH` are
+/// made absolute here: stages run in their staging folder, where a relative path means nothing.
 pub fn search_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Ok(p) = std::env::var(STAGE_PATH_ENV) {
-        dirs.extend(std::env::split_paths(&p).filter(|d| !d.as_os_str().is_empty()));
+        let cwd = std::env::current_dir().unwrap_or_default();
+        dirs.extend(
+            std::env::split_paths(&p)
+                .filter(|d| !d.as_os_str().is_empty())
+                .map(|d| cwd.join(d)),
+        );
     }
     if let Ok(exe) = std::env::current_exe()
         && let Some(d) = exe.parent()

@@ -297,7 +297,7 @@ fn stage_order(p: &PipelineFile, issues: &mut Issues) -> Option<Vec<usize>> {
                             inp.loc,
                             Some(&s.name),
                             format!(
-                                "input '{}': external path {} does not exist",
+                                "input '{}': external path {} does not exist (create it or point the input elsewhere; a path given by a param `${{name}}` is set with `--set name=PATH`)",
                                 inp.name,
                                 abs.display()
                             ),
@@ -421,7 +421,10 @@ fn instance_bindings(
             );
             return None;
         }
-        if !fan_out || matched.len() == 1 {
+        // An explicit pick of one instance (`train[beta=0.05]`) is not a sweep; a swept stage taken
+        // whole is swept along even when its sweep has one value (`seeds: [0]`), so `${seed}`
+        // resolves the same with one seed as with three.
+        if !fan_out || (matched.len() == 1 && !selector.is_empty()) {
             continue;
         }
         let mut next = Vec::new();

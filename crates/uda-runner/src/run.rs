@@ -110,6 +110,25 @@ pub fn with_ancestors(graph: &Graph, targets: &[usize]) -> Vec<usize> {
     (0..graph.nodes.len()).filter(|&i| mark[i]).collect()
 }
 
+/// The order in which ready stages are started: longest chain of dependents first, so that the
+/// chain that bounds the run's wall time (e.g. pretrain → pseudo-labels → contrastive training →
+/// evaluation) starts before independent side branches take the cores; ties in pipeline order.
+/// `included` must be topologically sorted (dependencies first), as nodes are.
+fn longest_chain_first(included: &[usize], deps: impl Fn(usize) -> Vec<usize>) -> Vec<usize> {
+    let mut chain: HashMap<usize, usize> = included.iter().map(|&i| (i, 1)).collect();
+    for &i in included.iter().rev() {
+        let below = chain[&i] + 1;
+        for d in deps(i) {
+            if let Some(c) = chain.get_mut(&d) {
+                *c = (*c).max(below);
+            }
+        }
+    }
+    let mut order = included.to_vec();
+    order.sort_by_key(|i| std::cmp::Reverse(chain[i]));
+    order
+}
+
 /// Runs (or, with `dry_run`, describes) what is out of date.
 pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Result<RunSummary> {
     let t0 = Instant::now();
@@ -188,13 +207,14 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
     let mut stop = false;
     let mut order_done: Vec<usize> = Vec::new();
     let (tx, rx) = crossbeam_channel::unbounded::<(usize, Outcome)>();
+    let start_order = longest_chain_first(&included, |i| g.nodes[i].deps());
     std::thread::scope(|s| -> Result<()> {
         loop {
             // Start everything that is ready and fits, until nothing changes.
             let mut changed = true;
             while changed {
                 changed = false;
-                for &i in &included {
+                for &i in &start_order {
                     if state[i].is_some() || running[i] {
                         continue;
                     }
@@ -547,4 +567,29 @@ pub fn load(path: &Path, sets: &[String], cache_override: Option<&Path>) -> Resu
         keys,
         externals,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::longest_chain_first;
+
+    #[test]
+    fn the_longest_chain_starts_first() {
+        // 0 data → 1 side (→ 2 eval_side); 0 → 3 pretrain → 4 pseudo → 5 ours → 6 eval_ours
+        let deps = |i: usize| match i {
+            1 | 3 => vec![0],
+            2 => vec![1],
+            4 => vec![3],
+            5 => vec![4],
+            6 => vec![5],
+            _ => vec![],
+        };
+        let order = longest_chain_first(&[0, 1, 2, 3, 4, 5, 6], deps);
+        assert_eq!(order, vec![0, 3, 4, 1, 5, 2, 6]);
+        let pos = |n: usize| order.iter().position(|&x| x == n).unwrap();
+        assert!(
+            pos(3) < pos(1),
+            "pretrain starts before the side branch: {order:?}"
+        );
+    }
 }

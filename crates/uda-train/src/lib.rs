@@ -144,14 +144,39 @@ pub fn cpu_threads_hint(device: uda_models::tch::Device, threads: usize) -> Opti
 
 /// Sets libtorch's intra-op thread count when `threads > 0` (0 keeps libtorch's default).
 pub fn set_threads(threads: usize) {
-    if threads > 0 {
-        uda_models::tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
+    if let Some(n) = effective_threads(threads, std::env::var(THREADS_ENV).ok().as_deref()) {
+        uda_models::tch::set_num_threads(i32::try_from(n).unwrap_or(i32::MAX));
     }
+}
+
+/// The CPU budget the runner gives a stage (its `resources.cpus`).
+pub const THREADS_ENV: &str = "UDA_THREADS";
+
+/// Intra-op threads: the `threads` param when set, else the runner's `UDA_THREADS`, else
+/// libtorch's default (every core). Without the runner's budget two trainings the runner starts
+/// side by side each spread over every core: on 2 cores that doubled the step time and spent
+/// half the CPU in the kernel waking threads (measured with strace: ~10k futex calls/s).
+fn effective_threads(param: usize, env: Option<&str>) -> Option<usize> {
+    if param > 0 {
+        return Some(param);
+    }
+    env.and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_come_from_the_param_then_the_runner() {
+        assert_eq!(effective_threads(3, Some("1")), Some(3));
+        assert_eq!(effective_threads(0, Some("1")), Some(1));
+        assert_eq!(effective_threads(0, Some(" 2 ")), Some(2));
+        assert_eq!(effective_threads(0, None), None);
+        assert_eq!(effective_threads(0, Some("0")), None);
+        assert_eq!(effective_threads(0, Some("many")), None);
+    }
 
     #[test]
     fn resume_dir_strips_the_staging_suffix() {

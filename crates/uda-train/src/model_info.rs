@@ -105,7 +105,8 @@ impl ModelInfo {
         let cfg = info.model_config();
         cfg.validate()
             .map_err(|e| TrainError::Config(format!("{}: {e}", dir.join(MODEL_JSON).display())))?;
-        let net = SegNet::new(&vs.root(), &cfg);
+        let mut net = SegNet::new(&vs.root(), &cfg);
+        net.set_input_normalization(info.normalization);
         let weights = info.weights_path(dir);
         uda_models::load_safetensors(vs, &weights, WeightNaming::Native, true).map_err(|e| {
             TrainError::Checkpoint {

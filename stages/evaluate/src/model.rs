@@ -70,6 +70,8 @@ impl TchPredictor {
     /// Loads a checkpoint folder (see the module docs).
     pub fn load(dir: &Path, device: Device, upsample: Upsample) -> anyhow::Result<Self> {
         read_model_meta(dir)?;
+        // The runner's CPU budget for this stage (`UDA_THREADS`), not every core.
+        uda_train::set_threads(0);
         let mut vs = VarStore::new(device);
         let (info, net) = ModelInfo::load_model(dir, &mut vs)?;
         let weights = info.weights_path(dir);

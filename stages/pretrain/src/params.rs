@@ -16,6 +16,19 @@ pub enum OptimizerChoice {
     Adam,
 }
 
+/// Learning-rate schedule: `auto` is the paper's (poly for SGD, ×0.1 steps every 50k for Adam).
+/// `poly` with Adam decays to zero by the last iteration, so the final weights — the ones a
+/// run is scored on, with no checkpoint picked on target labels — are not one noisy step of a
+/// constant-rate run (ENet on the synthetic benchmark at constant Adam 1e-3: the oracle scored
+/// 42.6 mIoU after 1000 iterations and 32.3 after 800).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleChoice {
+    Auto,
+    Poly,
+    Step,
+}
+
 /// Params (all optional; defaults are the paper's where it gives them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -51,7 +64,9 @@ pub struct PretrainParams {
     pub weight_decay: Option<f64>,
     /// Adam (β1, β2).
     pub adam_betas: [f64; 2],
-    /// Power of the poly schedule (SGD).
+    /// `auto` (SGD: poly; Adam: step), `poly` or `step`; see [`ScheduleChoice`].
+    pub schedule: ScheduleChoice,
+    /// Power of the poly schedule.
     pub poly_power: f64,
     /// Learning-rate multiplier of the classifier head (FDA: 10).
     pub head_lr_mult: f64,
@@ -94,6 +109,7 @@ impl Default for PretrainParams {
             momentum: 0.9,
             weight_decay: None,
             adam_betas: [0.9, 0.99],
+            schedule: ScheduleChoice::Auto,
             poly_power: 0.9,
             head_lr_mult: 10.0,
             freeze_bn: None,
@@ -139,18 +155,31 @@ impl PretrainParams {
                 eps: 1e-8,
                 weight_decay: self.weight_decay.unwrap_or(0.0),
             };
-            (opt, LrSchedule::vgg_step(self.lr.unwrap_or(1e-5)))
+            let base_lr = self.lr.unwrap_or(1e-5);
+            let schedule = match self.schedule {
+                ScheduleChoice::Poly => self.poly(base_lr),
+                ScheduleChoice::Auto | ScheduleChoice::Step => LrSchedule::vgg_step(base_lr),
+            };
+            (opt, schedule)
         } else {
             let opt = OptimizerConfig::Sgd {
                 momentum: self.momentum,
                 weight_decay: self.weight_decay.unwrap_or(5e-4),
             };
-            let schedule = LrSchedule::Poly {
-                base_lr: self.lr.unwrap_or(2.5e-4),
-                power: self.poly_power,
-                max_iter: self.iterations,
+            let base_lr = self.lr.unwrap_or(2.5e-4);
+            let schedule = match self.schedule {
+                ScheduleChoice::Step => LrSchedule::vgg_step(base_lr),
+                ScheduleChoice::Auto | ScheduleChoice::Poly => self.poly(base_lr),
             };
             (opt, schedule)
+        }
+    }
+
+    fn poly(&self, base_lr: f64) -> LrSchedule {
+        LrSchedule::Poly {
+            base_lr,
+            power: self.poly_power,
+            max_iter: self.iterations,
         }
     }
 
@@ -222,5 +251,40 @@ impl PretrainParams {
             .validate()
             .map_err(|e| anyhow::anyhow!("param lr / poly_power: {e}"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(optimizer: OptimizerChoice, schedule: ScheduleChoice) -> PretrainParams {
+        PretrainParams {
+            backbone: Backbone::Enet,
+            iterations: 800,
+            optimizer,
+            schedule,
+            lr: Some(1e-3),
+            ..PretrainParams::default()
+        }
+    }
+
+    #[test]
+    fn schedules_default_to_the_paper_and_poly_decays_adam_to_zero() {
+        let (_, s) = params(OptimizerChoice::Adam, ScheduleChoice::Auto).optimization();
+        assert!(matches!(s, LrSchedule::Step { step: 50_000, .. }), "{s:?}");
+        let (_, s) = params(OptimizerChoice::Sgd, ScheduleChoice::Auto).optimization();
+        assert!(matches!(s, LrSchedule::Poly { max_iter: 800, .. }), "{s:?}");
+        let (opt, s) = params(OptimizerChoice::Adam, ScheduleChoice::Poly).optimization();
+        assert!(matches!(opt, OptimizerConfig::Adam { .. }), "{opt:?}");
+        assert_eq!(s.lr_at(0), 1e-3);
+        assert!(
+            s.lr_at(400) < 0.6e-3 && s.lr_at(400) > 0.5e-3,
+            "{}",
+            s.lr_at(400)
+        );
+        assert!(s.lr_at(799) < 1e-5, "{}", s.lr_at(799));
+        let (_, s) = params(OptimizerChoice::Sgd, ScheduleChoice::Step).optimization();
+        assert!(matches!(s, LrSchedule::Step { .. }), "{s:?}");
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use uda_models::tch::{Device, nn};
-use uda_models::{ModelConfig, SegNet};
+use uda_models::{ModelConfig, SegNet, WeightNaming};
 use uda_stage::StageContext;
 use uda_train::model_info::{MODEL_JSON, MODEL_WEIGHTS};
 use uda_train::sampler::derive_seed;
@@ -41,9 +41,12 @@ pub fn build_model(kind: &str, p: &PretrainParams, init: Option<&Path>) -> anyho
     let config = p.model_config();
     uda_models::tch::manual_seed(derive_seed(p.seed, "init") as i64);
     let mut vs = nn::VarStore::new(device);
-    let net = SegNet::new(&vs.root(), &config);
+    let mut net = SegNet::new(&vs.root(), &config);
     if let Some(init) = init {
         let file = resolve_weights(init)?;
+        if let Some(norm) = init_normalization(p.init_naming(), &file)? {
+            net.set_input_normalization(norm);
+        }
         let report = uda_models::load_safetensors(&mut vs, &file, p.init_naming(), true)
             .with_context(|| {
                 format!(
@@ -71,6 +74,23 @@ pub fn build_model(kind: &str, p: &PretrainParams, init: Option<&Path>) -> anyho
         net,
         config,
     })
+}
+
+/// The input normalisation the initial weights expect: fixed by their origin (torchvision,
+/// FDA's DeepLab), or for our own checkpoints the one in the `model.json` beside the file.
+fn init_normalization(
+    naming: WeightNaming,
+    file: &Path,
+) -> anyhow::Result<Option<uda_models::Normalization>> {
+    if let Some(norm) = uda_models::Normalization::for_weights(naming) {
+        return Ok(Some(norm));
+    }
+    let dir = file.parent().unwrap_or(Path::new("."));
+    if !dir.join(MODEL_JSON).exists() {
+        return Ok(None);
+    }
+    let info = ModelInfo::read(dir).with_context(|| format!("input 'init' {}", dir.display()))?;
+    Ok(Some(info.normalization))
 }
 
 /// A weights file: the path itself, or the single `.safetensors` file inside a folder.
