@@ -126,12 +126,12 @@ fn ablation_pipeline_validates_against_the_stage_binaries() {
     let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{text}");
     for node in [
-        "fda[beta=0.09]",
-        "pseudo_raw",
-        "pseudo_mbt",
-        "ce_only[beta=0.01]",
-        "cl_gt[beta=0.05]",
-        "eval_ours[beta=0.09]",
+        "fda[seed=0,beta=0.09]",
+        "pseudo_raw[seed=0]",
+        "pseudo_mbt[seed=0]",
+        "ce_only[seed=0,beta=0.01]",
+        "cl_gt[seed=0,beta=0.05]",
+        "eval_ours[seed=0,beta=0.09]",
     ] {
         assert!(text.contains(node), "{node} missing:\n{text}");
     }
