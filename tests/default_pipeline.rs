@@ -155,13 +155,7 @@ save_file({k: v.contiguous() for k, v in m.state_dict().items()}, sys.argv[1])
 "#;
 
 fn python() -> PathBuf {
-    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        py.exists(),
-        "{} missing: run scripts/setup.sh",
-        py.display()
-    );
-    py
+    uda_data::testing::venv_python()
 }
 
 /// `pipelines/gta5-cityscapes.yaml` itself (not a copy) at toy scale: generated data in the real

@@ -12,13 +12,7 @@ use uda_metrics::external::{PredIds, match_predictions, score_pairs};
 use uda_metrics::{ConfusionMatrix, Provenance, Report};
 
 fn python() -> PathBuf {
-    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(
-        py.exists(),
-        "{} not found: run scripts/setup.sh to create the project virtualenv",
-        py.display()
-    );
-    py
+    uda_data::testing::venv_python()
 }
 
 fn run_python(script: &str, args: &[&Path]) -> String {

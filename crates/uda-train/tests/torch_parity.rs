@@ -2,21 +2,14 @@
 //! the project venv (`scripts/setup.sh` creates it).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use uda_models::tch::{Device, Kind, Tensor, nn};
 use uda_train::augment::luma_pil;
 use uda_train::losses::{charbonnier_entropy, segmentation_cross_entropy};
 use uda_train::{Optimizer, OptimizerConfig};
 
 fn python() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let py = root.join(".venv/bin/python");
-    assert!(
-        py.exists(),
-        "{} is missing: run scripts/setup.sh to create the project venv",
-        py.display()
-    );
-    py
+    uda_data::testing::venv_python()
 }
 
 /// Runs `script` with `inputs` saved as `in.safetensors`; the script writes `out.safetensors`.

@@ -34,13 +34,7 @@ out.tofile(out_path)
 "#;
 
 fn python() -> PathBuf {
-    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(
-        py.exists(),
-        "{} missing: run scripts/setup.sh",
-        py.display()
-    );
-    py
+    uda_data::testing::venv_python()
 }
 
 fn run(out: &Path, inputs: &[(&str, &Path)], params: &[&str]) -> Output {

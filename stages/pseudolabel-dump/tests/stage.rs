@@ -58,13 +58,7 @@ fn ok(o: &Output) {
 }
 
 fn python() -> PathBuf {
-    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(
-        py.exists(),
-        "{} missing: run scripts/setup.sh",
-        py.display()
-    );
-    py
+    uda_data::testing::venv_python()
 }
 
 /// FDA's `getSudoLabel_multi.py` thresholding, transcribed in numpy, on the stage's own
