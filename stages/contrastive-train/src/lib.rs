@@ -155,6 +155,7 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
         Loader::new(Arc::clone(&target), target_cfg.clone(), start, p.iterations)?;
     trainer.watch(target_loader.meter());
     let use_cl = c.lambda_cl > 0.0;
+    let use_target = use_cl || p.lambda_ent > 0.0;
     let mut ts_loader = if use_cl {
         let cfg = uda_train::LoaderConfig {
             labels: false,
@@ -185,6 +186,11 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
             c.lambda_ce,
             segmentation_cross_entropy(&out_s.logits, s_labels),
         );
+        if !use_target {
+            // CE only: a target pass would only move the BatchNorm running statistics toward
+            // the target (an AdaBN-like adaptation the CE-only ablation must not get).
+            return Ok(losses);
+        }
         let t = target_loader.batch_for(it)?.to_device(device);
         let out_t = net.forward_t(&t.images, true);
         if let Some(ts_loader) = ts_loader.as_mut() {
