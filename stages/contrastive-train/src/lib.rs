@@ -151,11 +151,16 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
     trainer.watch(source_loader.meter());
     // Same purpose → same RNG stream → same images and crops in both target loaders.
     let target_cfg = session::loader_config(p, p.target_crop, true, "target", net);
-    let mut target_loader =
-        Loader::new(Arc::clone(&target), target_cfg.clone(), start, p.iterations)?;
-    trainer.watch(target_loader.meter());
     let use_cl = c.lambda_cl > 0.0;
-    let use_target = use_cl || p.lambda_ent > 0.0;
+    // CE only needs no target pass: it would only move the BatchNorm running statistics toward
+    // the target (an AdaBN-like adaptation the CE-only ablation must not get), so no loader either.
+    let mut target_loader = if use_cl || p.lambda_ent > 0.0 {
+        let l = Loader::new(Arc::clone(&target), target_cfg.clone(), start, p.iterations)?;
+        trainer.watch(l.meter());
+        Some(l)
+    } else {
+        None
+    };
     let mut ts_loader = if use_cl {
         let cfg = uda_train::LoaderConfig {
             labels: false,
@@ -186,11 +191,9 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
             c.lambda_ce,
             segmentation_cross_entropy(&out_s.logits, s_labels),
         );
-        if !use_target {
-            // CE only: a target pass would only move the BatchNorm running statistics toward
-            // the target (an AdaBN-like adaptation the CE-only ablation must not get).
+        let Some(target_loader) = target_loader.as_mut() else {
             return Ok(losses);
-        }
+        };
         let t = target_loader.batch_for(it)?.to_device(device);
         let out_t = net.forward_t(&t.images, true);
         if let Some(ts_loader) = ts_loader.as_mut() {

@@ -150,6 +150,27 @@ fn ablation_switches_change_the_terms() {
         !cols.iter().any(|c| c == "loss_cl" || c == "loss_ent"),
         "{cols:?}"
     );
+    // CE only never passes target images through the network: trained beside another target
+    // set, the weights are the same to the byte (a target pass in training mode would move the
+    // BatchNorm running statistics, an adaptation the CE-only ablation must not get).
+    write_imageset(&d.root.join("target_other"), 4, 24, 48, true, 7, 0.3).unwrap();
+    let other = d.root.join("ce_only_other");
+    ok(&run(
+        &d,
+        &other,
+        &[
+            ("source", "s2t"),
+            ("target", "target_other"),
+            ("target_ts", "t2s"),
+            ("pseudo", "pseudo"),
+        ],
+        &["iterations=2", "lambda_cl=0", "lambda_ent=0"],
+    ));
+    let weights = |dir: &Path| std::fs::read(dir.join("model.safetensors")).unwrap();
+    assert!(
+        weights(&out) == weights(&other),
+        "CE-only weights depend on the target images"
+    );
     // Ground-truth labels: no pseudo input needed.
     let out = d.root.join("gt");
     ok(&run(
