@@ -27,23 +27,29 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| read_err(path, e))
 }
 
-fn decode(
+/// Decodes into `buf` (resized to fit, never shrunk in capacity, not zeroed when already long
+/// enough: every byte is overwritten), so a caller decoding many images reuses one buffer.
+fn decode_into(
     path: &Path,
     bytes: &[u8],
     transformations: png::Transformations,
-) -> Result<(png::OutputInfo, Vec<u8>)> {
+    buf: &mut Vec<u8>,
+) -> Result<png::OutputInfo> {
     let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     decoder.set_transformations(transformations);
     let mut reader = decoder.read_info().map_err(|e| read_err(path, e))?;
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| read_err(path, "image too large"))?;
-    let mut buf = vec![0u8; size];
+    if buf.len() < size {
+        buf.resize(size, 0);
+    }
+    buf.truncate(size);
     let info = reader
-        .next_frame(&mut buf)
+        .next_frame(buf)
         .map_err(|e| read_err(path, format!("{e} (truncated or corrupt PNG?)")))?;
     buf.truncate(info.buffer_size());
-    Ok((info, buf))
+    Ok(info)
 }
 
 /// Reads a PNG as 8-bit RGB (grey, palette and alpha images are converted; 16-bit is reduced).
@@ -53,31 +59,38 @@ pub fn read_rgb(path: &Path) -> Result<Decoded> {
 
 /// Decodes PNG bytes (read from `path`, named in errors) as 8-bit RGB.
 pub fn decode_rgb(path: &Path, bytes: &[u8]) -> Result<Decoded> {
-    let (info, buf) = decode(
-        path,
-        bytes,
-        png::Transformations::EXPAND | png::Transformations::STRIP_16,
-    )?;
-    let (width, height) = (info.width as usize, info.height as usize);
-    let pixels = match info.color_type {
-        png::ColorType::Rgb => buf,
-        png::ColorType::Rgba => buf
-            .chunks_exact(4)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .collect(),
-        png::ColorType::Grayscale => buf.iter().flat_map(|&g| [g, g, g]).collect(),
-        png::ColorType::GrayscaleAlpha => buf
-            .chunks_exact(2)
-            .flat_map(|p| [p[0], p[0], p[0]])
-            .collect(),
-        png::ColorType::Indexed => return Err(read_err(path, "palette was not expanded")),
-    };
+    let mut pixels = Vec::new();
+    let (width, height) = decode_rgb_into(path, bytes, &mut pixels)?;
     Ok(Decoded {
         width,
         height,
         channels: 3,
         pixels,
     })
+}
+
+/// [`decode_rgb`] into a caller-owned buffer (reused across images); returns `(width, height)`.
+pub fn decode_rgb_into(path: &Path, bytes: &[u8], pixels: &mut Vec<u8>) -> Result<(usize, usize)> {
+    let info = decode_into(
+        path,
+        bytes,
+        png::Transformations::EXPAND | png::Transformations::STRIP_16,
+        pixels,
+    )?;
+    let expand = |channels: usize, pick: fn(&[u8]) -> [u8; 3]| -> Vec<u8> {
+        pixels.chunks_exact(channels).flat_map(pick).collect()
+    };
+    let converted = match info.color_type {
+        png::ColorType::Rgb => None,
+        png::ColorType::Rgba => Some(expand(4, |p| [p[0], p[1], p[2]])),
+        png::ColorType::Grayscale => Some(expand(1, |p| [p[0], p[0], p[0]])),
+        png::ColorType::GrayscaleAlpha => Some(expand(2, |p| [p[0], p[0], p[0]])),
+        png::ColorType::Indexed => return Err(read_err(path, "palette was not expanded")),
+    };
+    if let Some(rgb) = converted {
+        *pixels = rgb;
+    }
+    Ok((info.width as usize, info.height as usize))
 }
 
 /// Reads a single-channel 8-bit label map as raw values (grey or palette indices).
@@ -88,7 +101,23 @@ pub fn read_label(path: &Path) -> Result<Decoded> {
 
 /// Decodes PNG bytes (read from `path`, named in errors) as a raw single-channel label map.
 pub fn decode_label(path: &Path, bytes: &[u8]) -> Result<Decoded> {
-    let (info, buf) = decode(path, bytes, png::Transformations::IDENTITY)?;
+    let mut pixels = Vec::new();
+    let (width, height) = decode_label_into(path, bytes, &mut pixels)?;
+    Ok(Decoded {
+        width,
+        height,
+        channels: 1,
+        pixels,
+    })
+}
+
+/// [`decode_label`] into a caller-owned buffer (reused across images); returns `(width, height)`.
+pub fn decode_label_into(
+    path: &Path,
+    bytes: &[u8],
+    pixels: &mut Vec<u8>,
+) -> Result<(usize, usize)> {
+    let info = decode_into(path, bytes, png::Transformations::IDENTITY, pixels)?;
     let bad = |what: String| {
         DataError::bad(
             path,
@@ -107,12 +136,7 @@ pub fn decode_label(path: &Path, bytes: &[u8]) -> Result<Decoded> {
             return Err(bad(format!("{channels} at {bd:?} bits")));
         }
     }
-    Ok(Decoded {
-        width: info.width as usize,
-        height: info.height as usize,
-        channels: 1,
-        pixels: buf,
-    })
+    Ok((info.width as usize, info.height as usize))
 }
 
 fn write(
@@ -206,6 +230,32 @@ mod tests {
             read_rgb(&d.path().join("l.png")).unwrap().pixels,
             gray_to_rgb(&lab)
         );
+    }
+
+    #[test]
+    fn a_reused_buffer_holds_exactly_the_last_image() {
+        let d = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..8 * 6 * 3).map(|i| (i % 251) as u8).collect();
+        let small: Vec<u8> = (0..3 * 2 * 3).map(|i| 200 - i as u8).collect();
+        write_rgb(&d.path().join("big.png"), 8, 6, &big).unwrap();
+        write_rgb(&d.path().join("small.png"), 3, 2, &small).unwrap();
+        write_gray(&d.path().join("g.png"), 2, 2, &[1, 2, 3, 4]).unwrap();
+        let mut buf = Vec::new();
+        for (name, want, size) in [
+            ("big.png", big.clone(), (8, 6)),
+            ("small.png", small, (3, 2)),
+            ("g.png", gray_to_rgb(&[1, 2, 3, 4]), (2, 2)),
+            ("big.png", big, (8, 6)),
+        ] {
+            let path = d.path().join(name);
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(decode_rgb_into(&path, &bytes, &mut buf).unwrap(), size);
+            assert_eq!(buf, want, "{name}");
+        }
+        let path = d.path().join("g.png");
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(decode_label_into(&path, &bytes, &mut buf).unwrap(), (2, 2));
+        assert_eq!(buf, [1, 2, 3, 4]);
     }
 
     #[test]

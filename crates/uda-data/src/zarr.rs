@@ -285,7 +285,9 @@ impl ImageArrayWriter {
         start.min(self.layout.len)..(start + self.layout.images_per_shard).min(self.layout.len)
     }
 
-    /// Writes all images of `shard`, contiguous `(n, H, W, C)`.
+    /// Writes all images of `shard`, contiguous `(n, H, W, C)`. A last, partial shard may also
+    /// come already padded to `images_per_shard` images (zeros past the array's end), which saves
+    /// the copy this would otherwise make to pad it.
     pub fn write_shard(&self, shard: usize, images: &[u8]) -> Result<()> {
         if shard >= self.shard_count() {
             return Err(DataError::zarr(
@@ -298,18 +300,18 @@ impl ImageArrayWriter {
         }
         let n = self.shard_range(shard).len();
         let expected = n * self.layout.image_len();
-        if images.len() != expected {
+        let full = self.layout.images_per_shard * self.layout.image_len();
+        if images.len() != expected && images.len() != full {
             return Err(DataError::zarr(
                 &self.path,
                 format!(
-                    "shard {shard}: got {} bytes, expected {expected} ({n} images)",
+                    "shard {shard}: got {} bytes, expected {expected} ({n} images) or {full} (padded)",
                     images.len()
                 ),
             ));
         }
         let mut indices = vec![0u64; self.layout.shape().len()];
         indices[0] = shard as u64;
-        let full = self.layout.images_per_shard * self.layout.image_len();
         let result = if images.len() == full {
             self.array.store_chunk(&indices, images)
         } else {
@@ -380,6 +382,25 @@ mod tests {
             .filter(|e| e.as_ref().unwrap().file_type().is_file())
             .count();
         assert_eq!(files, 4, "zarr.json + 3 shards");
+    }
+
+    #[test]
+    fn a_partial_last_shard_may_come_padded() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = pattern(5, 6, 3);
+        let shard_of = |len: usize| ArrayLayout {
+            images_per_shard: 4,
+            ..ArrayLayout::labels(len, 2, 3)
+        };
+        let path = dir.path().join("padded.zarr");
+        let w = ImageArrayWriter::create(&path, shard_of(5)).unwrap();
+        w.write_shard(0, &data[..24]).unwrap();
+        let mut padded = data[24..].to_vec();
+        padded.resize(4 * 6, 0);
+        w.write_shard(1, &padded).unwrap();
+        let e = w.write_shard(1, &padded[..12]).unwrap_err().to_string();
+        assert!(e.contains("expected 6 (1 images) or 24 (padded)"), "{e}");
+        assert_eq!(w.finish().unwrap().read_range(0, 5).unwrap(), data);
     }
 
     #[test]

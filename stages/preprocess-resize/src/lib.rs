@@ -8,11 +8,12 @@
 mod manifest;
 mod process;
 
-pub use process::{Interpolation, ProcessedImage, process_sample};
+pub use process::{Interpolation, ProcessedImage, SampleInfo, process_sample, process_sample_into};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use uda_data::datasets::{DatasetKind, LabelPolicy, list_samples};
 use uda_data::imageset::{IMAGES, LABELS, MANIFEST};
 use uda_data::zarr::{ArrayLayout, ImageArrayWriter};
@@ -28,7 +29,9 @@ use uda_stage::{InputSpec, OutputSpec, Stage, StageContext};
 pub fn keep_freed_memory() {
     // SAFETY: mallopt only sets glibc allocator tunables; called before any thread starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        // 32 MB is glibc's ceiling on 64-bit (a larger value is refused and, since setting
+        // M_TRIM_THRESHOLD turns the dynamic threshold off, every block over 128 KB was mmapped).
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
 }
@@ -144,40 +147,54 @@ impl Stage for PreprocessResize {
         };
         let progress = ctx.progress("resize", n as u64);
         let ignored = std::sync::atomic::AtomicU64::new(0);
+        let (image_len, label_len) = (layout.image_len(), height * width);
         // One shard per task: each task owns its shard's buffers and writes it whole.
         let rows: Vec<Vec<manifest::Row>> = (0..images.shard_count())
             .into_par_iter()
             .map(|shard| -> anyhow::Result<Vec<manifest::Row>> {
                 let range = images.shard_range(shard);
-                let mut img_buf = Vec::with_capacity(range.len() * layout.image_len());
-                let mut lab_buf = Vec::with_capacity(range.len() * height * width);
-                let mut rows = Vec::with_capacity(range.len());
+                // Whole-shard buffers, zeroed by the allocator (fresh pages): samples are resized
+                // straight into their slots, and a last, partial shard's padding is never touched.
+                let mut img_buf = vec![0u8; p.images_per_shard * image_len];
+                let mut lab_buf = labels
+                    .as_ref()
+                    .map(|_| vec![0u8; p.images_per_shard * label_len]);
+                let lab_slots: Box<dyn Iterator<Item = Option<&mut [u8]>>> = match &mut lab_buf {
+                    Some(b) => Box::new(b.chunks_mut(label_len).map(Some)),
+                    None => Box::new(std::iter::repeat_with(|| None)),
+                };
+                let jobs: Vec<_> = range
+                    .clone()
+                    .zip(img_buf.chunks_mut(image_len))
+                    .zip(lab_slots)
+                    .collect();
                 // Images of one shard are decoded in parallel too: a dataset of one or a few
                 // shards (or the last, partial one) would otherwise keep all but one thread idle.
-                let outs: Vec<_> = range
-                    .clone()
+                let infos: Vec<SampleInfo> = jobs
                     .into_par_iter()
-                    .map(|i| {
-                        let out = process_sample(&samples[i], height, width, p.interpolation);
+                    .map(|((i, img), lab)| {
+                        let info = process_sample_into(
+                            &samples[i],
+                            height,
+                            width,
+                            p.interpolation,
+                            img,
+                            lab,
+                        );
                         progress.inc(1);
-                        out
+                        info
                     })
                     .collect::<Result<_, _>>()?;
-                for (i, out) in range.zip(&outs) {
-                    img_buf.extend_from_slice(&out.image);
-                    if let Some(l) = &out.label {
-                        lab_buf.extend_from_slice(l);
-                        let n = l
-                            .iter()
-                            .filter(|&&v| v == uda_data::classes::IGNORE)
-                            .count();
-                        ignored.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    rows.push(manifest::Row::new(i, root, &samples[i], out));
-                }
+                let rows = range
+                    .zip(&infos)
+                    .map(|(i, info)| {
+                        ignored.fetch_add(info.ignored_pixels, Ordering::Relaxed);
+                        manifest::Row::new(i, root, &samples[i], info)
+                    })
+                    .collect();
                 images.write_shard(shard, &img_buf)?;
-                if let Some(labels) = &labels {
-                    labels.write_shard(shard, &lab_buf)?;
+                if let (Some(labels), Some(lab_buf)) = (&labels, &lab_buf) {
+                    labels.write_shard(shard, lab_buf)?;
                 }
                 Ok(rows)
             })

@@ -9,7 +9,7 @@
 //! | `orig_width`, `orig_height` | u32 | size before resizing |
 //! | `content_hash` | utf8 | blake3 (hex) of the source image bytes followed by the label bytes |
 
-use crate::ProcessedImage;
+use crate::SampleInfo;
 use arrow::array::{ArrayRef, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
@@ -36,7 +36,7 @@ fn relative(root: &Path, p: &Path) -> String {
 }
 
 impl Row {
-    pub(crate) fn new(index: usize, root: &Path, s: &Sample, out: &ProcessedImage) -> Self {
+    pub(crate) fn new(index: usize, root: &Path, s: &Sample, out: &SampleInfo) -> Self {
         Self {
             index: index as u32,
             name: s.name.clone(),
