@@ -131,6 +131,7 @@ fn ablation_pipeline_validates_against_the_stage_binaries() {
         "pseudo_mbt[seed=0]",
         "ce_only[seed=0,beta=0.01]",
         "cl_gt[seed=0,beta=0.05]",
+        "ce_target_bn[seed=0,beta=0.01]",
         "eval_ours[seed=0,beta=0.09]",
     ] {
         assert!(text.contains(node), "{node} missing:\n{text}");

@@ -153,8 +153,10 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
     let target_cfg = session::loader_config(p, p.target_crop, true, "target", net);
     let use_cl = c.lambda_cl > 0.0;
     // CE only needs no target pass: it would only move the BatchNorm running statistics toward
-    // the target (an AdaBN-like adaptation the CE-only ablation must not get), so no loader either.
-    let mut target_loader = if use_cl || p.lambda_ent > 0.0 {
+    // the target (an AdaBN-like adaptation the CE-only ablation must not get unless `target_bn`
+    // asks for exactly that), so no loader either.
+    let target_loss = use_cl || p.lambda_ent > 0.0;
+    let mut target_loader = if target_loss || c.target_bn {
         let l = Loader::new(Arc::clone(&target), target_cfg.clone(), start, p.iterations)?;
         trainer.watch(l.meter());
         Some(l)
@@ -195,6 +197,11 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
             return Ok(losses);
         };
         let t = target_loader.batch_for(it)?.to_device(device);
+        if !target_loss {
+            // `target_bn` alone: the pass only updates the BatchNorm running statistics.
+            uda_models::tch::no_grad(|| net.forward_t(&t.images, true));
+            return Ok(losses);
+        }
         let out_t = net.forward_t(&t.images, true);
         if let Some(ts_loader) = ts_loader.as_mut() {
             let ts = ts_loader.batch_for(it)?.to_device(device);

@@ -38,6 +38,11 @@ pub struct ContrastiveOptions {
     pub max_keys_per_class: Option<usize>,
     /// First iteration at which the contrastive term counts.
     pub cl_start: u64,
+    /// Pass each target batch through the network in training mode even when no loss uses it
+    /// (no gradient), so the BatchNorm running statistics that the saved model predicts with are
+    /// pulled toward the target: AdaBN-like adaptation without any target loss. Off by default;
+    /// the `ce_target_bn` ablation row measures how much of a target-seeing model's gain this is.
+    pub target_bn: bool,
 }
 
 impl Default for ContrastiveOptions {
@@ -51,6 +56,7 @@ impl Default for ContrastiveOptions {
             max_anchors_per_class: Some(256),
             max_keys_per_class: Some(512),
             cl_start: 0,
+            target_bn: false,
         }
     }
 }

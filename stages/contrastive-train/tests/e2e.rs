@@ -171,6 +171,41 @@ fn ablation_switches_change_the_terms() {
         weights(&out) == weights(&other),
         "CE-only weights depend on the target images"
     );
+    // target_bn: the same CE-only training plus a gradient-free target pass, so every trained
+    // weight is bitwise the CE-only one and only BatchNorm running statistics differ.
+    let bn = d.root.join("ce_target_bn");
+    ok(&run(
+        &d,
+        &bn,
+        &ALL,
+        &[
+            "iterations=2",
+            "lambda_cl=0",
+            "lambda_ent=0",
+            "target_bn=true",
+        ],
+    ));
+    let tensors = |dir: &Path| -> std::collections::BTreeMap<_, _> {
+        uda_models::tch::Tensor::read_safetensors(dir.join("model.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect()
+    };
+    let (plain, adapted) = (tensors(&out), tensors(&bn));
+    assert_eq!(plain.len(), adapted.len());
+    let mut running_changed = 0;
+    for (name, a) in &plain {
+        let b = &adapted[name];
+        if name.contains("running_") {
+            running_changed += usize::from(!a.equal(b));
+        } else if !name.ends_with("num_batches_tracked") {
+            assert!(a.equal(b), "{name} changed by a gradient-free target pass");
+        }
+    }
+    assert!(
+        running_changed > 0,
+        "target_bn left every BatchNorm statistic unchanged"
+    );
     // Ground-truth labels: no pseudo input needed.
     let out = d.root.join("gt");
     ok(&run(
