@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The real-data recipe (pipelines/gta5-cityscapes.yaml) on a GPU machine, at full image sizes and
 # few iterations, to measure what each stage costs there; plus the training-step benchmark
-# (step_gpu.sh: tch vs PyTorch on the same card). The GPU machine has no Rust toolchain and no
-# datasets, so this runs in two halves:
+# (step_gpu.sh: tch vs PyTorch on the same card) and the CPU/CUDA agreement of every backbone's
+# logits, the three losses and their gradients (crates/uda-train/examples/device_parity.rs, with
+# scripts/bench/device_parity_torch.py as PyTorch's yardstick). The GPU machine has no Rust
+# toolchain and no datasets, so this runs in two halves:
 #
 #   scripts/bench/recipe_gpu.sh prepare   # here: strip + pack the release binaries into .gpu/
 #   scripts/bench/recipe_gpu.sh run       # there (repository root, .gpu carried): prints tables
@@ -17,9 +19,11 @@
 #
 # Knobs (environment): RECIPE_ITERS (200), RECIPE_N_SOURCE (100), RECIPE_N_TARGET (100),
 # RECIPE_N_VAL (50), RECIPE_HEIGHT/RECIPE_WIDTH of the generated images (1024/2048),
+# RECIPE_PARTS (which of "step parity recipe" to run; all by default),
 # RECIPE_DEVICE (cuda), RECIPE_LR (1e-6: the random trunk with frozen BatchNorm diverges at the
-# paper's 2.5e-4, and the learning rate does not change what a step costs), RECIPE_SIZES (extra --set lines for a CPU dry run), RECIPE_STEP (1: also
-# run step_gpu.sh), RECIPE_WORK (/tmp/recipe), OUT (where logs go; the device tool sets it).
+# paper's 2.5e-4, and the learning rate does not change what a step costs), RECIPE_SIZES (extra
+# --set lines for a CPU dry run), RECIPE_WORK (/tmp/recipe), OUT (where logs go; the device tool
+# sets it).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 bundle="$root/.gpu/recipe"
@@ -36,6 +40,8 @@ prepare)
   tar -C "$bundle/bin" -cf - . | xz -9 -T0 >"$bundle/bin.tar.xz"
   rm -rf "$bundle/bin"
   bash "$root/scripts/bench/step_gpu.sh" prepare >&2
+  (cd "$root" && cargo build --release -p uda-train --example device_parity >&2)
+  strip --strip-all -o "$bundle/device_parity" "$root/target/release/examples/device_parity"
   du -sh "$root/.gpu"
   ;;
 run)
@@ -48,9 +54,17 @@ run)
   export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   echo "card: $(python3 -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")');" \
     "torch $(python3 -c 'import torch; print(torch.__version__)'); cores $(nproc)"
-  if [ "${RECIPE_STEP:-1}" = 1 ]; then
+  parts="${RECIPE_PARTS:-step parity recipe}"
+  if [[ " $parts " == *" step "* ]]; then
     timeout 240 bash "$root/scripts/bench/step_gpu.sh" run --iters 20 --warmup 5 2>&1 | tee "$out/step.txt"
   fi
+  if [[ " $parts " == *" parity "* ]]; then
+    timeout 240 "$bundle/device_parity" --device "$device" 2>&1 | tee "$out/parity.txt"
+    echo "PyTorch's reference models, same protocol (the yardstick):"
+    timeout 240 python3 "$root/scripts/bench/device_parity_torch.py" \
+      "$root/crates/uda-models/tests/py" 2>&1 | tee "$out/parity_torch.txt"
+  fi
+  [[ " $parts " == *" recipe "* ]] || exit 0
   if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 >"$out/gpu_mem.txt" &
     smi=$!
