@@ -138,23 +138,6 @@ fn ablation_pipeline_validates_against_the_stage_binaries() {
     }
 }
 
-/// ImageNet-like ResNet-101 weights in torchvision's naming: torchvision's own random init, with
-/// BatchNorm statistics gathered on ImageNet-normalised noise so that frozen BatchNorm (the
-/// recipe's setting) sees inputs on the scale real ImageNet weights would.
-const RESNET101_WEIGHTS: &str = r#"
-import sys, torch, torchvision
-from safetensors.torch import save_file
-torch.manual_seed(0)
-m = torchvision.models.resnet101()
-for mod in m.modules():
-    if isinstance(mod, torch.nn.BatchNorm2d):
-        mod.momentum = None
-m.train()
-with torch.no_grad():
-    m(torch.randn(4, 3, 64, 128))
-save_file({k: v.contiguous() for k, v in m.state_dict().items()}, sys.argv[1])
-"#;
-
 fn python() -> PathBuf {
     uda_data::testing::venv_python()
 }
@@ -178,7 +161,7 @@ fn real_data_recipe_runs_end_to_end_at_toy_scale() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let weights = d.path().join("resnet101.safetensors");
     let o = Command::new(python())
-        .args(["-c", RESNET101_WEIGHTS])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/random_resnet101_weights.py"))
         .arg(&weights)
         .output()
         .unwrap();

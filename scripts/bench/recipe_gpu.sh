@@ -75,19 +75,7 @@ run)
     --param "n_source=${RECIPE_N_SOURCE:-100}" --param "n_target_train=${RECIPE_N_TARGET:-100}" \
     --param "n_target_val=${RECIPE_N_VAL:-50}" >/dev/null 2>"$out/synth.log" || { tail "$out/synth.log"; exit 1; }
   echo "synth-scenes: $(python3 -c "import time; print(f'{time.time()-$t0:.1f}')") s"
-  python3 - "$work/resnet101.safetensors" <<'EOF' || exit 1
-import sys, torch, torchvision
-from safetensors.torch import save_file
-torch.manual_seed(0)
-m = torchvision.models.resnet101()
-for mod in m.modules():
-    if isinstance(mod, torch.nn.BatchNorm2d):
-        mod.momentum = None
-m.train()
-with torch.no_grad():
-    m(torch.randn(4, 3, 64, 128))
-save_file({k: v.contiguous() for k, v in m.state_dict().items()}, sys.argv[1])
-EOF
+  python3 "$root/scripts/random_resnet101_weights.py" "$work/resnet101.safetensors" || exit 1
   sets=(--set "gta5_root=$work/synth/gta5" --set "cityscapes_root=$work/synth/cityscapes"
         --set "imagenet_weights=$work/resnet101.safetensors" --set "iterations=$iters"
         --set "checkpoint_every=1000000" --set "device=$device" --set "lr=${RECIPE_LR:-1e-6}")

@@ -71,7 +71,11 @@ fn step(
     let (cl, _) = pixel_contrastive_loss(&z, &grid_labels, &z, &grid_labels, &cfg, 7);
     let total: Tensor = &ce + &ent * 0.005 + &cl;
     total.backward();
-    let losses = [ce.double_value(&[]), ent.double_value(&[]), cl.double_value(&[])];
+    let losses = [
+        ce.double_value(&[]),
+        ent.double_value(&[]),
+        cl.double_value(&[]),
+    ];
     let mut grads: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
@@ -120,7 +124,12 @@ fn main() -> Result<()> {
     let labels = labels.masked_fill(&labels.eq(18), 255);
     println!(
         "{:<22} {:>12} {:>22} {:>22} {:>22} {:>14}",
-        "backbone", "logits rel", "CE cpu / cuda", "entropy cpu / cuda", "CL cpu / cuda", "grad rel"
+        "backbone",
+        "logits rel",
+        "CE cpu / cuda",
+        "entropy cpu / cuda",
+        "CL cpu / cuda",
+        "grad rel"
     );
     for backbone in Backbone::ALL {
         let (cpu_vs, cpu) = step(backbone, Device::Cpu, None, &x, &labels)?;
