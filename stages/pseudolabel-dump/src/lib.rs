@@ -357,19 +357,21 @@ fn run(ctx: &StageContext, p: &PseudolabelParams) -> anyhow::Result<()> {
     table.write_parquet(&out.join(CLASSES_TABLE))?;
     let mut metrics: BTreeMap<String, serde_json::Value> = table.headline();
     metrics.insert("images".into(), n.into());
+    // Recorded where they live: a gathered `{all: ...}` input is a temporary folder of links
+    // (the runner's), gone once the stage's entry is committed.
+    let resolved = |p: &Path| {
+        std::fs::canonicalize(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
     metrics.insert(
         "models".into(),
-        dirs.iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .into(),
+        dirs.iter().map(|d| resolved(d)).collect::<Vec<_>>().into(),
     );
     metrics.insert(
         "ground_truth".into(),
-        inputs
-            .ground_truth()
-            .map(|s| s.dir().display().to_string())
-            .into(),
+        inputs.ground_truth().map(|s| resolved(s.dir())).into(),
     );
     ctx.write_metrics(&metrics)?;
     Ok(())

@@ -161,8 +161,14 @@ fn ensemble_averages_member_softmax() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write_imageset(&root.join("target"), 2, 16, 32, false, 1, 0.0).unwrap();
-    random_model(&root.join("members/a"), 1);
-    random_model(&root.join("members/b"), 4);
+    // As the runner gathers instances: a folder of links to the models' cache entries.
+    random_model(&root.join("entries/a"), 1);
+    random_model(&root.join("entries/b"), 4);
+    std::fs::create_dir_all(root.join("members")).unwrap();
+    for m in ["a", "b"] {
+        std::os::unix::fs::symlink(root.join("entries").join(m), root.join("members").join(m))
+            .unwrap();
+    }
     let rgb = ImageArray::open(&root.join("target/images.zarr"))
         .unwrap()
         .read_range(0, 2)
@@ -192,7 +198,21 @@ fn ensemble_averages_member_softmax() {
     ));
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
-    assert_eq!(m["models"].as_array().unwrap().len(), 2);
+    // The models are recorded where they live, not by the (transient) links that named them.
+    let entries = root.join("entries").canonicalize().unwrap();
+    let recorded: Vec<&str> = m["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        recorded,
+        [entries.join("a"), entries.join("b")]
+            .iter()
+            .map(|p| p.to_str().unwrap())
+            .collect::<Vec<_>>()
+    );
     assert!(m["miou_raw"].is_null(), "no ground truth → no IoU");
 }
 
