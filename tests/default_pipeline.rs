@@ -1,6 +1,8 @@
-//! The pipelines shipped with the project, at toy scale. The default `pipeline.yaml` end to end with the real stage binaries: every stage
-//! runs (synthesis → preprocessing → FDA → pretrain + baselines (colour baselines included) → pseudo-labels → contrastive
-//! training → evaluation), and a second run is served from the cache.
+//! The pipelines shipped with the project, at toy scale, with the real stage binaries. The
+//! default `pipeline.yaml` end to end: every stage runs (synthesis → preprocessing → FDA →
+//! pretrain + baselines (colour baselines included) → pseudo-labels → contrastive training →
+//! evaluation), and a second run is served from the cache; `ablations.yaml` validates; the
+//! real-data recipe runs on generated data in the real layouts.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

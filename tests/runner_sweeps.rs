@@ -29,9 +29,8 @@ stages:
 fn sweeps_expand_join_pick_and_gather() {
     let p = Project::new(SWEEP);
     let dag = p.ok(&["dag"]);
-    let ids: Vec<&str> = dag.lines().map(|l| l.split(" [").next().unwrap()).collect();
     assert_eq!(
-        ids,
+        Project::dag_nodes(&dag),
         [
             "gen[seed=1,count=1]",
             "gen[seed=2,count=1]",
@@ -163,13 +162,15 @@ stages:
     };
     let one = Project::new(&pipeline("[0]"));
     let dag = one.ok(&["dag"]);
-    let ids: Vec<&str> = dag.lines().map(|l| l.split(" [").next().unwrap()).collect();
-    assert_eq!(ids, ["gen[seed=0]", "copy[seed=0]", "pick"], "{dag}");
+    assert_eq!(
+        Project::dag_nodes(&dag),
+        ["gen[seed=0]", "copy[seed=0]", "pick"],
+        "{dag}"
+    );
     let two = Project::new(&pipeline("[0, 1]"));
     let dag = two.ok(&["dag"]);
-    let ids: Vec<&str> = dag.lines().map(|l| l.split(" [").next().unwrap()).collect();
     assert_eq!(
-        ids,
+        Project::dag_nodes(&dag),
         [
             "gen[seed=0]",
             "gen[seed=1]",

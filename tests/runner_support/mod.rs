@@ -107,6 +107,11 @@ impl Project {
         text
     }
 
+    /// The node ids of `uda-pipe dag` output, in its order (each line is `id [kind] <- inputs`).
+    pub fn dag_nodes(dag: &str) -> Vec<&str> {
+        dag.lines().map(|l| l.split(" [").next().unwrap()).collect()
+    }
+
     /// The `N ran, M cached` counts from a run's summary line.
     pub fn counts(text: &str) -> (usize, usize) {
         let line = text

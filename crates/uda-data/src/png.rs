@@ -27,8 +27,9 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| read_err(path, e))
 }
 
-/// Decodes into `buf` (resized to fit, never shrunk in capacity, not zeroed when already long
-/// enough: every byte is overwritten), so a caller decoding many images reuses one buffer.
+/// Decodes into `buf` (resized to fit; its capacity is kept, and only bytes beyond its old
+/// length are zeroed: the frame overwrites every byte), so a caller decoding many images
+/// reuses one buffer.
 fn decode_into(
     path: &Path,
     bytes: &[u8],
@@ -41,10 +42,7 @@ fn decode_into(
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| read_err(path, "image too large"))?;
-    if buf.len() < size {
-        buf.resize(size, 0);
-    }
-    buf.truncate(size);
+    buf.resize(size, 0);
     let info = reader
         .next_frame(buf)
         .map_err(|e| read_err(path, format!("{e} (truncated or corrupt PNG?)")))?;

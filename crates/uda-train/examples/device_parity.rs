@@ -66,8 +66,8 @@ fn step(
         max_anchors_per_class: Some(256),
         max_keys_per_class: Some(512),
     };
-    // Anchors from the first image's half of the batch, keys from the same pixels: the loss
-    // of eq. 4 between two views (here the same view, which is enough for parity).
+    // Eq. 4 is between two views (target, t→s); anchors and keys from one view exercise the
+    // same code, which is all a device comparison needs.
     let (cl, _) = pixel_contrastive_loss(&z, &grid_labels, &z, &grid_labels, &cfg, 7);
     let total: Tensor = &ce + &ent * 0.005 + &cl;
     total.backward();

@@ -1,5 +1,5 @@
 //! Per-phase timing of preprocessing one sample (read, PNG decode, label decode, full
-//! process_sample), for comparing against Pillow phase by phase. Usage: phases GTA5_ROOT
+//! process_sample_into), for comparing against Pillow phase by phase. Usage: phases GTA5_ROOT
 use std::time::Instant;
 fn main() {
     let root = std::path::PathBuf::from(std::env::args().nth(1).unwrap());
@@ -11,6 +11,8 @@ fn main() {
     )
     .unwrap();
     let (mut tr, mut td, mut tl, mut tp) = (0.0, 0.0, 0.0, 0.0);
+    let (h, w) = (720, 1280);
+    let (mut image, mut label) = (vec![0u8; h * w * 3], vec![0u8; h * w]);
     for s in &samples {
         let t = Instant::now();
         let b = std::fs::read(&s.image).unwrap();
@@ -22,11 +24,13 @@ fn main() {
         let l = uda_data::png::read_label(s.label.as_ref().unwrap()).unwrap();
         tl += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let _ = preprocess_resize::process_sample(
+        preprocess_resize::process_sample_into(
             s,
-            720,
-            1280,
+            h,
+            w,
             preprocess_resize::Interpolation::Bicubic,
+            &mut image,
+            Some(&mut label),
         )
         .unwrap();
         tp += t.elapsed().as_secs_f64();
@@ -34,7 +38,7 @@ fn main() {
     }
     let n = samples.len() as f64;
     println!(
-        "per image ms: read {:.1} decode_rgb {:.1} label {:.1} full process_sample {:.1}",
+        "per image ms: read {:.1} decode_rgb {:.1} label {:.1} full process_sample_into {:.1}",
         tr / n * 1e3,
         td / n * 1e3,
         tl / n * 1e3,

@@ -33,15 +33,6 @@ pub struct SampleInfo {
     pub ignored_pixels: u64,
 }
 
-/// A processed sample in buffers of its own (see [`process_sample_into`] for the stage's path).
-#[derive(Debug, Clone)]
-pub struct ProcessedImage {
-    pub image: Vec<u8>,
-    /// Train ids, when the sample has a label map.
-    pub label: Option<Vec<u8>>,
-    pub info: SampleInfo,
-}
-
 /// Per-thread buffers reused from sample to sample: the file bytes, the decoded full-size image
 /// and the resizer (which keeps its intermediate buffer). Fresh multi-MB buffers per image cost
 /// page faults and kernel page zeroing on first touch (~20 % of the stage's time under `perf`).
@@ -57,26 +48,6 @@ thread_local! {
         decoded: Vec::new(),
         resizer: Resizer::new(),
     });
-}
-
-/// Reads, checks, resizes and maps one sample to `height × width` into new buffers.
-pub fn process_sample(
-    sample: &Sample,
-    height: usize,
-    width: usize,
-    interp: Interpolation,
-) -> anyhow::Result<ProcessedImage> {
-    let mut image = vec![0u8; height * width * 3];
-    let mut label = sample.label.as_ref().map(|_| vec![0u8; height * width]);
-    let info = process_sample_into(
-        sample,
-        height,
-        width,
-        interp,
-        &mut image,
-        label.as_deref_mut(),
-    )?;
-    Ok(ProcessedImage { image, label, info })
 }
 
 /// Reads, checks, resizes and maps one sample to `height × width`, writing the RGB image into
