@@ -40,6 +40,33 @@ pub enum ReportError {
     NothingSelected { filters: String, runs: String },
     #[error("--baseline '{name}': no such row (rows: {rows})")]
     UnknownBaseline { name: String, rows: String },
+    /// A chart that plotters could not draw (a font or back-end failure).
+    #[error("drawing chart '{chart}': {source}")]
+    Chart {
+        chart: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("encoding a PNG: {source}")]
+    PngEncode {
+        #[source]
+        source: png::EncodingError,
+    },
+    #[error("reading {}: {source}", path.display())]
+    PngDecode {
+        path: PathBuf,
+        #[source]
+        source: png::DecodingError,
+    },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A Parquet file without a column a view needs (written by another version of a stage?).
+    #[error("{} has no column '{column}'", path.display())]
+    MissingColumn { path: PathBuf, column: String },
     #[error("{context}: {source}")]
     Polars {
         context: String,

@@ -17,18 +17,30 @@
 //! # Ok::<(), uda_report::ReportError>(())
 //! ```
 //!
+//! [`write_html`] renders the same data, and more, as one self-contained HTML page (the IoU
+//! table colour-scaled, per-class bars, training curves, pseudo-label quality, confusion
+//! matrices, qualitative panels, sweeps and the run's DAG and timeline); [`write_plots`] writes
+//! its charts as SVG and PNG files. Both take [`Sources`], which the CLI gathers from the
+//! pipeline; see the crate README for the views and the choice of plotters.
+//!
 //! Only this crate and the `uda-pipe` CLI link polars: stage binaries ship to GPU machines and
 //! stay small, so the evaluate stage writes plain Parquet (with `arrow`) and this crate reads it.
 
+mod chart;
 mod error;
 mod format;
 mod frame;
+mod html;
+mod page;
+mod read;
 mod run;
 mod table;
+mod views;
 
 pub use error::{ReportError, Result};
 pub use format::{Format, render};
 pub use frame::{ROW, long_frame, param_names, wide_frame};
+pub use page::{DagNode, PageOptions, Sources, Written, write_html, write_plots};
 pub use run::{
     PER_CLASS, Run, SEED, SUMMARY, check_evaluate_output, is_evaluate_output, parse_filter, select,
 };

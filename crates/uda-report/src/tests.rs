@@ -1,6 +1,7 @@
 //! Tables from real evaluate outputs: the fixtures are written by `uda_metrics::Report::write`,
 //! the evaluate stage's own writer, from confusion matrices with known IoUs.
 
+use crate::page::PageOptions;
 use crate::*;
 use std::path::{Path, PathBuf};
 use uda_metrics::{ConfusionMatrix, ImageResult, Provenance, Report};
@@ -346,4 +347,136 @@ fn long_frame_is_lazy_long_form() {
         ["run", ROW, "beta", "seed", "class_id", "class_name", "iou"]
     );
     assert_eq!(long.height(), 38);
+}
+
+/// A `train_log.parquet` as uda-train writes it (columns of `uda_train::log`), via polars.
+fn write_train_log(dir: &Path, iters: &[u64], ce: &[f64]) {
+    use polars::prelude::*;
+    std::fs::create_dir_all(dir).unwrap();
+    let n = iters.len();
+    let mut df = df!(
+        "iteration" => iters.to_vec(),
+        "window" => vec![10u32; n],
+        "lr" => vec![0.001f64; n],
+        "loss_total" => ce.to_vec(),
+        "loss_ce" => ce.to_vec(),
+        "data_wait_s" => vec![0.5f64; n],
+        "step_s" => vec![2.0f64; n],
+    )
+    .unwrap();
+    let f = std::fs::File::create(dir.join("train_log.parquet")).unwrap();
+    ParquetWriter::new(f).finish(&mut df).unwrap();
+}
+
+#[test]
+fn bars_carry_the_seed_spread_computed_through_polars() {
+    let d = tempfile::tempdir().unwrap();
+    let runs: Vec<Run> = (1..=3).map(|s| seeded(d.path(), s)).collect();
+    let t = IouTable::build(&runs, &Options::default()).unwrap();
+    let std = crate::views::class_std_for_tests(&runs, &PageOptions::default()).unwrap();
+    let b = crate::views::bars_for_tests(&t, &std);
+    assert_eq!(b.series.len(), 1);
+    // Seeds 1..3 of class c: (s + c % 3 + 2) / 10 → mean (c % 3 + 4) / 10, sample std 0.1.
+    for c in 0..19 {
+        let v = b.series[0].values[c].unwrap();
+        assert!(
+            (v - (c % 3 + 4) as f64 * 10.0).abs() < 1e-9,
+            "class {c}: {v}"
+        );
+        let e = b.series[0].errors[c].unwrap();
+        assert!((e - 10.0).abs() < 1e-9, "class {c}: ± {e}");
+    }
+    assert_eq!(b.categories.last().map(String::as_str), Some("mIoU"));
+}
+
+#[test]
+fn confusion_counts_read_from_the_evaluate_file_are_row_normalised() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = write(d.path(), "e", |c| Some((c % 10) as u8));
+    let m = crate::views::confusion_counts_for_tests(&dir.join("confusion.parquet"), 19).unwrap();
+    // Class c: c correct pixels of 10, the rest predicted outside the classes (last column).
+    assert_eq!(m[3][3], 3.0);
+    assert_eq!(m[3][19], 7.0);
+    assert_eq!(m[3].iter().sum::<f64>(), 10.0);
+}
+
+#[test]
+fn page_from_fixtures_has_every_view_and_notes_for_what_is_missing() {
+    let d = tempfile::tempdir().unwrap();
+    let mut runs: Vec<Run> = (1..=2).map(|s| seeded(d.path(), s)).collect();
+    runs.push(Run::new("eval_base", write(d.path(), "base", |_| Some(3))));
+    let train = d.path().join("pretrain");
+    write_train_log(&train, &[10, 20, 30], &[3.0, 2.0, 1.5]);
+    let untracked = d.path().join("model_only");
+    std::fs::create_dir_all(&untracked).unwrap();
+    std::fs::write(untracked.join("model.json"), "{}").unwrap();
+    let mut results = runs.clone();
+    results.push(Run::new("pretrain", &train));
+    results.push(Run::new("old_model", &untracked));
+    let sources = Sources {
+        runs,
+        results,
+        notes: vec!["eval_x: no result yet".into()],
+        ..Sources::default()
+    };
+    let opts = PageOptions {
+        baseline: Some("eval_base".into()),
+        ..PageOptions::default()
+    };
+    let out = d.path().join("r/report.html");
+    let w = write_html(&sources, &opts, &out).unwrap();
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(w.bytes, html.len() as u64);
+    for id in [
+        "table",
+        "class-bars",
+        "training",
+        "sweeps",
+        "pseudo-labels",
+        "confusion",
+        "panels",
+        "run",
+    ] {
+        assert!(html.contains(&format!("<section id=\"{id}\"")), "{id}");
+    }
+    for fig in [
+        "class_iou",
+        "train_loss_ce",
+        "train_s_iter",
+        "sweep_seed",
+        "confusion_eval_beta_0.01_",
+    ] {
+        assert!(html.contains(&format!("<figure id=\"fig-{fig}\"")), "{fig}");
+    }
+    assert!(
+        html.contains("Δ eval[beta=0.01]"),
+        "Δ row against the baseline"
+    );
+    assert!(html.contains("eval_x: no result yet"));
+    assert!(
+        html.contains("old_model"),
+        "a model without train_log is named"
+    );
+    assert!(
+        html.contains("no classes.parquet"),
+        "no pseudo-labels: a note"
+    );
+    assert!(html.contains("no run history"));
+    assert!(!html.contains("src=\"http"));
+
+    let plots = d.path().join("plots");
+    let w = write_plots(&sources, &opts, &plots).unwrap();
+    for f in [
+        "class_iou.svg",
+        "class_iou.png",
+        "train_loss_ce.png",
+        "sweep_seed.svg",
+        "notes.txt",
+    ] {
+        assert!(plots.join(f).is_file(), "{f}");
+    }
+    assert!(w.notes >= 3, "{w:?}");
+    let png = crate::chart::encode::read_png(&plots.join("class_iou.png")).unwrap();
+    let dark = png.data.chunks(3).filter(|p| p[0] < 128).count();
+    assert!(dark > 500, "the PNG has bars and text: {dark} dark pixels");
 }
