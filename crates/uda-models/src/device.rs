@@ -75,22 +75,43 @@ pub fn cuda_runtime_loaded() -> bool {
     matches!(CUDA_LOAD.get(), Some(Ok(_)))
 }
 
+/// What a device spec asks for, before any device is looked at.
+enum Spec {
+    Cpu,
+    Auto,
+    Cuda(usize),
+}
+
+fn parse_spec(spec: &str) -> Result<Spec, ModelError> {
+    match spec {
+        "cpu" => Ok(Spec::Cpu),
+        "auto" => Ok(Spec::Auto),
+        "cuda" => Ok(Spec::Cuda(0)),
+        _ => match spec.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => Ok(Spec::Cuda(n)),
+            _ => Err(ModelError::DeviceSpec(spec.to_owned())),
+        },
+    }
+}
+
+/// Checks that `spec` is written as [`device_from_spec`] reads it, without loading CUDA or
+/// looking for devices: what a stage's param check can say before it runs.
+pub fn check_device_spec(spec: &str) -> Result<(), ModelError> {
+    parse_spec(spec.trim()).map(|_| ())
+}
+
 /// `cpu`, `cuda` (= `cuda:0`), `cuda:N`, or `auto` (the first GPU if CUDA works, else CPU).
 pub fn device_from_spec(spec: &str) -> Result<Device, ModelError> {
     let spec = spec.trim();
-    let ordinal = match spec {
-        "cpu" => return Ok(Device::Cpu),
-        "auto" => {
+    let ordinal = match parse_spec(spec)? {
+        Spec::Cpu => return Ok(Device::Cpu),
+        Spec::Auto => {
             return Ok(match cuda_ready() {
                 Ok(()) => Device::Cuda(0),
                 Err(_) => Device::Cpu,
             });
         }
-        "cuda" => 0,
-        _ => match spec.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(n)) => n,
-            _ => return Err(ModelError::DeviceSpec(spec.to_owned())),
-        },
+        Spec::Cuda(n) => n,
     };
     cuda_ready().map_err(|reason| ModelError::CudaUnavailable {
         spec: spec.to_owned(),
@@ -137,6 +158,11 @@ mod tests {
         for bad in ["gpu", "cuda:", "cuda:x", "CPU", ""] {
             let e = device_from_spec(bad).unwrap_err().to_string();
             assert!(e.contains("cpu, cuda, cuda:N, auto"), "{bad}: {e}");
+            assert!(check_device_spec(bad).is_err(), "{bad}");
+        }
+        // The check looks at the spelling only: no CUDA needed for cuda:7.
+        for good in ["cpu", "auto", "cuda", "cuda:7", " cuda:0 "] {
+            check_device_spec(good).unwrap();
         }
     }
 

@@ -38,7 +38,7 @@ mod resnet;
 mod vgg;
 mod weights;
 
-pub use device::{cuda_runtime_loaded, device_from_spec};
+pub use device::{check_device_spec, cuda_runtime_loaded, device_from_spec};
 pub use error::{ModelError, ShapeMismatch, WeightMismatch};
 pub use normalization::Normalization;
 pub use weights::{

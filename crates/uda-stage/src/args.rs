@@ -1,6 +1,6 @@
 //! Command-line arguments shared by every stage binary.
 
-use crate::ContractError;
+use crate::{ContractError, ParamProblem};
 use clap::{Arg, ArgAction, Command};
 use std::path::PathBuf;
 
@@ -12,6 +12,8 @@ pub struct StageArgs {
     pub params_file: Option<PathBuf>,
     pub params: Vec<(String, String)>,
     pub describe: bool,
+    /// `--check`: validate the params, print a [`crate::CheckReport`] and exit.
+    pub check: bool,
 }
 
 impl StageArgs {
@@ -52,6 +54,15 @@ impl StageArgs {
                     .long("describe")
                     .action(ArgAction::SetTrue)
                     .help("Print inputs, outputs and params with defaults as JSON, then exit"),
+            )
+            .arg(
+                Arg::new("check")
+                    .long("check")
+                    .action(ArgAction::SetTrue)
+                    .conflicts_with("describe")
+                    .help(
+                        "Validate the params (no --out or inputs needed), print {\"ok\": ..} as JSON, then exit",
+                    ),
             )
     }
 
@@ -94,44 +105,63 @@ impl StageArgs {
             params_file: m.get_one::<PathBuf>("params").cloned(),
             params,
             describe: m.get_flag("describe"),
+            check: m.get_flag("check"),
         })
     }
 
     /// The params as one JSON object: `--params FILE` first, then each `--param` over it.
     /// Dotted keys (`a.b=1`) set nested objects.
     pub fn params_value(&self, kind: &str) -> Result<serde_json::Value, ContractError> {
+        let (value, problems) = self.params_value_and_problems()?;
+        match problems.into_iter().next() {
+            None => Ok(value),
+            Some(p) => Err(ContractError::BadParams {
+                kind: kind.into(),
+                message: p.to_string(),
+            }),
+        }
+    }
+
+    /// [`StageArgs::params_value`], with each `--param` whose value is not YAML as a problem
+    /// (left out of the object) instead of an error; only the params file is an error.
+    pub(crate) fn params_value_and_problems(
+        &self,
+    ) -> Result<(serde_json::Value, Vec<ParamProblem>), ContractError> {
         let mut value = match &self.params_file {
             None => serde_json::Value::Object(Default::default()),
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|e| ContractError::ParamsFile {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    })?;
-                let v: serde_json::Value =
-                    serde_saphyr::from_str(&text).map_err(|e| ContractError::ParamsFile {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    })?;
-                if !v.is_object() {
-                    return Err(ContractError::ParamsFile {
-                        path: path.clone(),
-                        message: "expected a mapping of param names to values".into(),
-                    });
-                }
-                v
-            }
+            Some(path) => read_params_file(path)?,
         };
+        let mut problems = Vec::new();
         for (key, raw) in &self.params {
-            let parsed: serde_json::Value =
-                serde_saphyr::from_str(raw).map_err(|e| ContractError::BadParams {
-                    kind: kind.into(),
-                    message: format!("--param {key}={raw}: not a valid value ({e})"),
-                })?;
-            set_dotted(&mut value, key, parsed);
+            match serde_saphyr::from_str::<serde_json::Value>(raw) {
+                Ok(parsed) => set_dotted(&mut value, key, parsed),
+                Err(e) => problems.push(ParamProblem::new(
+                    key.clone(),
+                    format!("--param {key}={raw}: not a valid value ({e})"),
+                )),
+            }
         }
-        Ok(value)
+        Ok((value, problems))
     }
+}
+
+fn read_params_file(path: &std::path::Path) -> Result<serde_json::Value, ContractError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ContractError::ParamsRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let v: serde_json::Value =
+        serde_saphyr::from_str(&text).map_err(|e| ContractError::ParamsFile {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    if !v.is_object() {
+        return Err(ContractError::ParamsFile {
+            path: path.to_path_buf(),
+            message: "expected a mapping of param names to values".into(),
+        });
+    }
+    Ok(v)
 }
 
 /// Splits `NAME=VALUE` at the first `=`; `None` when there is none or NAME is empty.

@@ -3,7 +3,9 @@
 //! Every stage binary accepts the same arguments:
 //!
 //! ```text
-//! STAGE --out DIR [--input NAME=PATH]... [--param KEY=VALUE]... [--params FILE] [--describe]
+//! STAGE --out DIR [--input NAME=PATH]... [--param KEY=VALUE]... [--params FILE]
+//! STAGE --describe
+//! STAGE --check [--param KEY=VALUE]... [--params FILE]
 //! ```
 //!
 //! * `--out DIR`: where the stage's outputs go. The stage writes into a private sibling staging
@@ -17,6 +19,13 @@
 //! * `--describe`: print the stage's [`StageDescription`] (kind, inputs, outputs, params with their
 //!   defaults) as JSON and exit. The runner uses it to validate `pipeline.yaml` without knowing
 //!   each stage.
+//! * `--check`: parse the params and run the stage's [`Stage::validate`], without `--out` or
+//!   inputs, and print exactly one JSON object on stdout: `{"ok": true}` or
+//!   `{"ok": false, "problems": [{"param": "beta", "message": "..."}, ...]}` ([`CheckReport`];
+//!   `param` is the dotted key, empty for the params as a whole). Unknown keys and mistyped
+//!   values are problems too. The exit code is 0 either way; non-zero only when the params file
+//!   cannot be read or is not a mapping. The runner checks every node this way before anything
+//!   runs, and a normal run validates the same way before it starts.
 //!
 //! Progress: when the environment has `UDA_PROGRESS=jsonl` (the runner sets it), progress goes to
 //! stderr as lines `{"uda_progress":{"label":..,"done":..,"total":..}}`; otherwise a progress bar.
@@ -24,9 +33,11 @@
 //! written with [`StageContext::write_metrics`].
 
 mod args;
+mod check;
 mod progress;
 
 pub use args::{StageArgs, parse_assignment};
+pub use check::{CheckReport, ParamProblem, ParamProblems, check_params};
 pub use progress::{Progress, ProgressMode, ProgressUpdate, parse_progress_line};
 
 use serde::Serialize;
@@ -61,7 +72,19 @@ pub enum ContractError {
     InputNotFound { name: String, path: PathBuf },
     #[error("bad params for stage {kind}: {message}")]
     BadParams { kind: String, message: String },
-    #[error("cannot read params file {path}: {message}")]
+    /// Params that parse but fail the stage's checks (or do not parse, key by key).
+    #[error("bad params for stage {kind}: {}", join_problems(.problems))]
+    InvalidParams {
+        kind: String,
+        problems: Vec<ParamProblem>,
+    },
+    #[error("cannot read params file {path}")]
+    ParamsRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("params file {path}: {message}")]
     ParamsFile { path: PathBuf, message: String },
     #[error("output folder {0} already exists; choose a new --out or remove it")]
     OutExists(PathBuf),
@@ -71,6 +94,14 @@ pub enum ContractError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn join_problems(problems: &[ParamProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// One declared input of a stage.
@@ -111,6 +142,13 @@ pub trait Stage {
     fn inputs() -> Vec<InputSpec>;
     fn outputs() -> Vec<OutputSpec>;
     fn run(ctx: &StageContext, params: &Self::Params) -> anyhow::Result<()>;
+
+    /// Checks param values that need no inputs (ranges, combinations), naming each bad param.
+    /// Called by `--check` (the runner, before anything runs) and before every [`Stage::run`],
+    /// so `run` may rely on it. Checks that need the inputs (sizes, files) stay in `run`.
+    fn validate(_params: &Self::Params) -> Result<(), Vec<ParamProblem>> {
+        Ok(())
+    }
 
     fn describe() -> StageDescription {
         StageDescription {
@@ -184,14 +222,15 @@ impl StageContext {
     }
 }
 
-/// Parses params from a JSON object, naming the offending key in the error.
+/// Parses params from a JSON object, naming each offending key (unknown or mistyped) in the
+/// error.
 pub fn params_from_value<P: DeserializeOwned>(
     kind: &str,
     value: serde_json::Value,
 ) -> Result<P, ContractError> {
-    serde_json::from_value(value).map_err(|e| ContractError::BadParams {
+    check::parse_params(value).map_err(|problems| ContractError::InvalidParams {
         kind: kind.to_string(),
-        message: e.to_string(),
+        problems,
     })
 }
 
@@ -217,6 +256,18 @@ pub fn stage_main_from<S: Stage>(
             };
         }
     };
+    if args.check {
+        return match check_params::<S>(&args) {
+            Ok(report) => {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {}: {:#}", S::KIND, anyhow::Error::from(e));
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.describe {
         println!(
             "{}",
@@ -240,6 +291,10 @@ pub fn run_stage<S: Stage>(args: &StageArgs) -> anyhow::Result<()> {
     };
     let params_value = args.params_value(S::KIND)?;
     let params: S::Params = params_from_value(S::KIND, params_value)?;
+    S::validate(&params).map_err(|problems| ContractError::InvalidParams {
+        kind: S::KIND.to_string(),
+        problems,
+    })?;
     let inputs = resolve_inputs(S::KIND, &S::inputs(), &args.inputs)?;
     if out.exists() {
         return Err(ContractError::OutExists(out).into());

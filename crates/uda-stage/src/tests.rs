@@ -7,6 +7,13 @@ struct EchoParams {
     beta: f64,
     sizes: Vec<u32>,
     name: String,
+    inner: Inner,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+struct Inner {
+    depth: u32,
 }
 
 impl Default for EchoParams {
@@ -15,6 +22,7 @@ impl Default for EchoParams {
             beta: 0.01,
             sizes: vec![64, 128],
             name: "x".into(),
+            inner: Inner::default(),
         }
     }
 }
@@ -36,6 +44,16 @@ impl Stage for Echo {
             name: "params.json",
             doc: "the params",
         }]
+    }
+    fn validate(p: &EchoParams) -> Result<(), Vec<ParamProblem>> {
+        let mut problems = ParamProblems::new();
+        problems.ensure(
+            p.beta > 0.0 && p.beta < 1.0,
+            "beta",
+            format!("must lie in (0, 1), got {}", p.beta),
+        );
+        problems.ensure(p.inner.depth < 10, "inner.depth", "must be below 10");
+        problems.into_result()
     }
     fn run(ctx: &StageContext, params: &EchoParams) -> anyhow::Result<()> {
         if params.name == "fail" {
@@ -71,7 +89,8 @@ fn params_merge_file_then_flags() {
         EchoParams {
             beta: 0.05,
             sizes: vec![1, 2],
-            name: "flag".into()
+            name: "flag".into(),
+            inner: Inner::default(),
         }
     );
 }
@@ -87,7 +106,86 @@ fn unknown_and_mistyped_params_name_the_key() {
     let e = params_from_value::<EchoParams>("echo", a.params_value("echo").unwrap())
         .unwrap_err()
         .to_string();
-    assert!(e.contains("invalid type"), "{e}");
+    assert!(e.contains("param beta: invalid type"), "{e}");
+}
+
+/// What `--check` reports for these params, as the JSON it prints.
+fn check_json(v: &[&str]) -> serde_json::Value {
+    serde_json::to_value(check_params::<Echo>(&args(v)).unwrap()).unwrap()
+}
+
+#[test]
+fn check_reports_ok_for_good_params_without_out_or_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(&file, "beta: 0.05\ninner: {depth: 3}\n").unwrap();
+    let a = args(&["--check", "--params", file.to_str().unwrap()]);
+    assert!(a.check);
+    assert_eq!(
+        check_json(&["--check", "--params", file.to_str().unwrap()]),
+        serde_json::json!({"ok": true})
+    );
+}
+
+#[test]
+fn check_reports_every_problem_by_dotted_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    // Unknown key, mistyped value, and an unknown nested key: all found, not just the first.
+    std::fs::write(&file, "bta: 0.05\nsizes: big\ninner: {dpth: 1}\n").unwrap();
+    let report = check_json(&["--check", "--params", file.to_str().unwrap()]);
+    assert_eq!(report["ok"], false, "{report}");
+    let mut params: Vec<&str> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["param"].as_str().unwrap())
+        .collect();
+    params.sort();
+    assert_eq!(params, ["bta", "inner.dpth", "sizes"], "{report}");
+    assert!(report.to_string().contains("invalid type"), "{report}");
+
+    // Values that parse but fail validate.
+    let report = check_json(&["--check", "-p", "beta=1.5", "-p", "inner.depth=12"]);
+    assert_eq!(
+        report,
+        serde_json::json!({"ok": false, "problems": [
+            {"param": "beta", "message": "must lie in (0, 1), got 1.5"},
+            {"param": "inner.depth", "message": "must be below 10"},
+        ]})
+    );
+    // A --param value that is not YAML names its key.
+    let report = check_json(&["--check", "-p", "sizes=[1,"]);
+    assert_eq!(report["problems"][0]["param"], "sizes", "{report}");
+}
+
+#[test]
+fn check_fails_only_when_the_params_file_cannot_be_read() {
+    let e =
+        check_params::<Echo>(&args(&["--check", "--params", "/nonexistent/p.yaml"])).unwrap_err();
+    assert!(matches!(e, ContractError::ParamsRead { .. }), "{e}");
+    assert!(std::error::Error::source(&e).is_some());
+}
+
+#[test]
+fn run_validates_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let out = dir.path().join("out");
+    let input = format!("data={}", data.display());
+    let e = run_stage::<Echo>(&args(&[
+        "--out",
+        out.to_str().unwrap(),
+        "--input",
+        &input,
+        "-p",
+        "beta=2",
+    ]))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("param beta: must lie in (0, 1), got 2"), "{e}");
+    assert!(!out.exists());
 }
 
 #[test]

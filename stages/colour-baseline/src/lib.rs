@@ -18,7 +18,7 @@ use uda_data::ImageSet;
 use uda_data::imageset::{IMAGES, LABELS, MANIFEST, link_annotations};
 use uda_data::zarr::ImageArrayWriter;
 use uda_fda::baselines::{ChannelHistograms, match_histograms, normalize_mean_std};
-use uda_stage::{InputSpec, OutputSpec, Stage, StageContext};
+use uda_stage::{InputSpec, OutputSpec, ParamProblem, ParamProblems, Stage, StageContext};
 
 /// The stage.
 #[derive(Debug)]
@@ -84,18 +84,27 @@ impl Stage for ColourBaseline {
         ]
     }
 
+    fn validate(p: &ColourParams) -> Result<(), Vec<ParamProblem>> {
+        let mut problems = ParamProblems::new();
+        problems.ensure(
+            p.mean.is_finite() && (0.0..=255.0).contains(&p.mean),
+            "mean",
+            format!("must lie in 0..=255, got {}", p.mean),
+        );
+        problems.ensure(
+            p.std.is_finite() && p.std > 0.0,
+            "std",
+            format!("must be > 0, got {}", p.std),
+        );
+        problems.into_result()
+    }
+
     fn run(ctx: &StageContext, p: &ColourParams) -> anyhow::Result<()> {
         run(ctx, p)
     }
 }
 
 fn run(ctx: &StageContext, p: &ColourParams) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        p.std.is_finite() && p.std > 0.0 && (0.0..=255.0).contains(&p.mean),
-        "params mean must lie in 0..=255 and std be > 0 (got mean {}, std {})",
-        p.mean,
-        p.std
-    );
     let set = ImageSet::open(ctx.input("images")?).context("input images")?;
     anyhow::ensure!(
         !set.is_empty(),

@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use uda_models::tch::Kind;
-use uda_stage::{InputSpec, OutputSpec, Stage, StageContext};
+use uda_stage::{InputSpec, OutputSpec, ParamProblem, Stage, StageContext};
 use uda_train::contrastive::{
     ContrastiveConfig, ProjectionHead, labels_to_grid, pixel_contrastive_loss,
 };
@@ -86,6 +86,10 @@ impl Stage for ContrastiveTrain {
         pretrain::training_outputs("target images as fed to the model beside its predictions")
     }
 
+    fn validate(p: &ContrastiveParams) -> Result<(), Vec<ParamProblem>> {
+        p.validate()
+    }
+
     fn run(ctx: &StageContext, p: &ContrastiveParams) -> anyhow::Result<()> {
         run(ctx, p)
     }
@@ -94,8 +98,6 @@ impl Stage for ContrastiveTrain {
 fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
     let p = &params.train;
     let c = &params.contrastive;
-    p.validate()?;
-    c.validate()?;
     let kind = ContrastiveTrain::KIND;
 
     let source_dir = ctx.input("source")?;

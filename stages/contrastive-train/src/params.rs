@@ -9,6 +9,7 @@ use pretrain::PretrainParams;
 use serde::de::Error as _;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uda_stage::{ParamProblem, ParamProblems};
 
 /// Where the target's contrastive labels come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,24 +63,39 @@ impl Default for ContrastiveOptions {
 }
 
 impl ContrastiveOptions {
-    pub fn validate(&self) -> anyhow::Result<()> {
+    /// Checks every value, naming each bad param.
+    pub fn validate(&self) -> Result<(), Vec<ParamProblem>> {
+        let mut problems = ParamProblems::new();
         for (name, v) in [("lambda_ce", self.lambda_ce), ("lambda_cl", self.lambda_cl)] {
-            anyhow::ensure!(
+            problems.ensure(
                 v.is_finite() && v >= 0.0,
-                "param {name} must be >= 0, got {v}"
+                name,
+                format!("must be >= 0, got {v}"),
             );
         }
-        anyhow::ensure!(
+        problems.ensure(
             self.temperature.is_finite() && self.temperature > 0.0,
-            "param temperature must be > 0, got {}",
-            self.temperature
+            "temperature",
+            format!("must be > 0, got {}", self.temperature),
         );
-        anyhow::ensure!(self.proj_dim > 0, "param proj_dim must be at least 1");
-        anyhow::ensure!(
-            self.max_anchors_per_class != Some(0) && self.max_keys_per_class != Some(0),
-            "params max_anchors_per_class / max_keys_per_class must be at least 1 (or null for all)"
-        );
-        Ok(())
+        problems.ensure(self.proj_dim > 0, "proj_dim", "must be at least 1");
+        for (name, v) in [
+            ("max_anchors_per_class", self.max_anchors_per_class),
+            ("max_keys_per_class", self.max_keys_per_class),
+        ] {
+            problems.ensure(v != Some(0), name, "must be at least 1 (or null for all)");
+        }
+        problems.into_result()
+    }
+}
+
+impl ContrastiveParams {
+    /// The shared recipe's checks and the contrastive options'.
+    pub fn validate(&self) -> Result<(), Vec<ParamProblem>> {
+        let mut problems = ParamProblems::new();
+        problems.extend(self.train.validate());
+        problems.extend(self.contrastive.validate());
+        problems.into_result()
     }
 }
 
@@ -180,15 +196,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("gt"), "{e}");
-        let bad = ContrastiveOptions {
-            temperature: 0.0,
-            ..Default::default()
-        };
-        assert!(
-            bad.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("temperature")
+    }
+
+    #[test]
+    fn validate_names_bad_params_of_both_parts() {
+        ContrastiveParams::default().validate().unwrap();
+        let mut bad = ContrastiveParams::default();
+        bad.contrastive.temperature = 0.0;
+        bad.contrastive.max_keys_per_class = Some(0);
+        bad.train.batch = 0;
+        let problems = bad.validate().unwrap_err();
+        let names: Vec<&str> = problems.iter().map(|p| p.param.as_str()).collect();
+        assert_eq!(
+            names,
+            ["batch", "temperature", "max_keys_per_class"],
+            "{problems:?}"
         );
     }
 }

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uda_metrics::report::{CONFUSION, PER_CLASS, PER_IMAGE, SUMMARY};
 use uda_metrics::{PredIds, Report};
-use uda_stage::{InputSpec, OutputSpec, Stage, StageContext};
+use uda_stage::{InputSpec, OutputSpec, ParamProblem, ParamProblems, Stage, StageContext};
 
 /// Folder of the qualitative panels inside the output.
 pub const PANELS: &str = "panels";
@@ -138,8 +138,17 @@ impl Stage for Evaluate {
         ]
     }
 
+    fn validate(params: &EvaluateParams) -> Result<(), Vec<ParamProblem>> {
+        let mut problems = ParamProblems::new();
+        problems.ensure(params.batch_size > 0, "batch_size", "must be at least 1");
+        problems.ensure(params.panel_width > 0, "panel_width", "must be at least 1");
+        if let Err(e) = uda_models::check_device_spec(&params.device) {
+            problems.push("device", e.to_string());
+        }
+        problems.into_result()
+    }
+
     fn run(ctx: &StageContext, params: &EvaluateParams) -> anyhow::Result<()> {
-        anyhow::ensure!(params.batch_size > 0, "param batch_size must be at least 1");
         let model_inputs = ["model", "data", "labels"]
             .into_iter()
             .filter(|n| ctx.optional_input(n).is_some())
@@ -210,4 +219,27 @@ pub fn summary_text(report: &Report) -> String {
         report.images.len()
     );
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_names_every_bad_param() {
+        Evaluate::validate(&EvaluateParams::default()).unwrap();
+        let bad = EvaluateParams {
+            batch_size: 0,
+            panel_width: 0,
+            device: "gpu".into(),
+            ..EvaluateParams::default()
+        };
+        let problems = Evaluate::validate(&bad).unwrap_err();
+        let names: Vec<&str> = problems.iter().map(|p| p.param.as_str()).collect();
+        assert_eq!(
+            names,
+            ["batch_size", "panel_width", "device"],
+            "{problems:?}"
+        );
+    }
 }

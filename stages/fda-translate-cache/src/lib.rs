@@ -41,7 +41,7 @@ use std::path::Path;
 use std::sync::Arc;
 use uda_data::imageset::ImageSet;
 use uda_fda::{Fda, Pairing, Window};
-use uda_stage::{InputSpec, OutputSpec, Stage, StageContext};
+use uda_stage::{InputSpec, OutputSpec, ParamProblem, Stage, StageContext};
 
 pub use translate::{DirectionStats, translate_direction};
 
@@ -141,8 +141,14 @@ impl Stage for FdaTranslateCache {
         ]
     }
 
+    fn validate(p: &FdaParams) -> Result<(), Vec<ParamProblem>> {
+        check_betas(&p.beta)
+            .map(|_| ())
+            .map_err(|message| vec![ParamProblem::new("beta", message)])
+    }
+
     fn run(ctx: &StageContext, p: &FdaParams) -> anyhow::Result<()> {
-        let betas = check_betas(&p.beta)?;
+        let betas = p.beta.values();
         let source = open_set(ctx, "source")?;
         let target = open_set(ctx, "target")?;
         let (h, w) = (source.height(), source.width());
@@ -252,15 +258,16 @@ pub fn beta_folder(beta: f64) -> String {
     format!("beta-{beta}")
 }
 
-fn check_betas(betas: &Betas) -> anyhow::Result<Vec<f64>> {
+fn check_betas(betas: &Betas) -> Result<Vec<f64>, String> {
     let values = betas.values();
-    anyhow::ensure!(
-        !values.is_empty(),
-        "param beta: the list is empty; give at least one value in (0, 1), e.g. 0.01"
-    );
+    if values.is_empty() {
+        return Err("the list is empty; give at least one value in (0, 1), e.g. 0.01".into());
+    }
     for (i, &b) in values.iter().enumerate() {
-        uda_fda::check_beta(b).with_context(|| "param beta".to_string())?;
-        anyhow::ensure!(!values[..i].contains(&b), "param beta: {b} is listed twice");
+        uda_fda::check_beta(b).map_err(|e| e.to_string())?;
+        if values[..i].contains(&b) {
+            return Err(format!("{b} is listed twice"));
+        }
     }
     Ok(values)
 }
@@ -337,15 +344,15 @@ mod tests {
             check_betas(&Betas::Many(vec![0.01, 0.05])).unwrap(),
             vec![0.01, 0.05]
         );
-        let err = format!("{:#}", check_betas(&Betas::One(1.0)).unwrap_err());
-        assert!(
-            err.contains("param beta") && err.contains("(0, 1)"),
-            "{err}"
-        );
-        let err = format!(
-            "{:#}",
-            check_betas(&Betas::Many(vec![0.01, 0.01])).unwrap_err()
-        );
+        let problems = FdaTranslateCache::validate(&FdaParams {
+            beta: Betas::One(1.0),
+            ..FdaParams::default()
+        })
+        .unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].param, "beta");
+        assert!(problems[0].message.contains("(0, 1)"), "{problems:?}");
+        let err = check_betas(&Betas::Many(vec![0.01, 0.01])).unwrap_err();
         assert!(err.contains("twice"), "{err}");
         assert!(check_betas(&Betas::Many(vec![])).is_err());
     }

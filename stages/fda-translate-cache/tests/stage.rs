@@ -303,3 +303,59 @@ fn bad_params_and_inputs_are_named() {
     );
     assert!(!out.exists(), "a failed stage leaves no output folder");
 }
+
+/// `--check` as the runner calls it: no `--out`, no inputs, one JSON object, exit 0 either way.
+fn check(args: &[&str]) -> (serde_json::Value, std::process::ExitStatus) {
+    let o = Command::new(BIN)
+        .arg("--check")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    let value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("--check printed {text:?}: {e}"));
+    (value, o.status)
+}
+
+#[test]
+fn check_reports_bad_params_as_json_without_running() {
+    let d = tempfile::tempdir().unwrap();
+    let good = d.path().join("good.yaml");
+    std::fs::write(&good, "beta: 0.05\nwindow: rect\n").unwrap();
+    let (report, status) = check(&["--params", good.to_str().unwrap()]);
+    assert!(status.success());
+    assert_eq!(report, serde_json::json!({"ok": true}));
+
+    let bad = d.path().join("bad.yaml");
+    std::fs::write(&bad, "beta: 1.5\nwindow: circle\nbetta: 1\n").unwrap();
+    let (report, status) = check(&["--params", bad.to_str().unwrap()]);
+    assert!(status.success());
+    assert_eq!(report["ok"], false, "{report}");
+    let mut params: Vec<&str> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["param"].as_str().unwrap())
+        .collect();
+    params.sort();
+    // Unknown and mistyped keys first stop the parse, so beta's range is not looked at yet.
+    assert_eq!(params, ["betta", "window"], "{report}");
+
+    let (report, status) = check(&["-p", "beta=1.5"]);
+    assert!(status.success());
+    assert_eq!(report["problems"][0]["param"], "beta", "{report}");
+    assert!(
+        report["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("(0, 1)"),
+        "{report}"
+    );
+
+    let o = Command::new(BIN)
+        .args(["--check", "--params", "/nonexistent/params.yaml"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(o.stdout.is_empty());
+}

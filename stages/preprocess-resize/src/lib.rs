@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use uda_data::datasets::{DatasetKind, LabelPolicy, list_samples};
 use uda_data::imageset::{IMAGES, LABELS, MANIFEST};
 use uda_data::zarr::{ArrayLayout, ImageArrayWriter};
-use uda_stage::{InputSpec, OutputSpec, Stage, StageContext};
+use uda_stage::{InputSpec, OutputSpec, ParamProblem, ParamProblems, Stage, StageContext};
 
 /// Keeps freed memory in the process instead of returning it to the kernel. Large blocks freed
 /// while a shard is processed (decoder internals, zarrs' encoded chunks) otherwise make glibc
@@ -112,16 +112,24 @@ impl Stage for PreprocessResize {
         ]
     }
 
+    fn validate(p: &PreprocessParams) -> Result<(), Vec<ParamProblem>> {
+        let mut problems = ParamProblems::new();
+        let [height, width] = p.size;
+        problems.ensure(
+            height > 0 && width > 0,
+            "size",
+            format!("[{height}, {width}] must be positive [height, width]"),
+        );
+        problems.ensure(
+            p.images_per_shard > 0,
+            "images_per_shard",
+            "must be at least 1",
+        );
+        problems.into_result()
+    }
+
     fn run(ctx: &StageContext, p: &PreprocessParams) -> anyhow::Result<()> {
         let [height, width] = p.size;
-        anyhow::ensure!(
-            height > 0 && width > 0,
-            "param size: [{height}, {width}] must be positive [height, width]"
-        );
-        anyhow::ensure!(
-            p.images_per_shard > 0,
-            "param images_per_shard must be at least 1"
-        );
         let root = ctx.input("root")?;
         let mut samples = list_samples(p.dataset, root, &p.split, p.labels)?;
         if p.limit > 0 {

@@ -24,7 +24,7 @@ use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use uda_stage::{InputSpec, OutputSpec, Stage, StageContext};
+use uda_stage::{InputSpec, OutputSpec, ParamProblem, Stage, StageContext};
 use uda_train::losses::{charbonnier_entropy, segmentation_cross_entropy};
 use uda_train::model_info::{MODEL_JSON, MODEL_WEIGHTS};
 use uda_train::source::{ImageSetSource, SampleSource};
@@ -60,6 +60,10 @@ impl Stage for Pretrain {
 
     fn outputs() -> Vec<OutputSpec> {
         training_outputs("target images as fed to the model beside its predictions")
+    }
+
+    fn validate(p: &PretrainParams) -> Result<(), Vec<ParamProblem>> {
+        p.validate()
     }
 
     fn run(ctx: &StageContext, p: &PretrainParams) -> anyhow::Result<()> {
@@ -103,7 +107,6 @@ pub fn training_outputs(preview_doc: &'static str) -> Vec<OutputSpec> {
 }
 
 fn run(ctx: &StageContext, p: &PretrainParams) -> anyhow::Result<()> {
-    p.validate()?;
     let source_dir = ctx.input("source")?;
     let source: Arc<dyn SampleSource> = Arc::new(ImageSetSource::open(source_dir, true)?);
     let target_dir: Option<&Path> = if p.lambda_ent > 0.0 {

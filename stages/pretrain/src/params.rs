@@ -1,8 +1,8 @@
 //! The params every training stage shares (the paper's training recipe), with their checks.
 
-use anyhow::bail;
 use serde::{Deserialize, Serialize};
 use uda_models::{Backbone, ModelConfig, WeightNaming};
+use uda_stage::{ParamProblem, ParamProblems};
 use uda_train::losses::{DEFAULT_CHARBONNIER_EPS, DEFAULT_ETA};
 use uda_train::{LrSchedule, OptimizerConfig};
 
@@ -199,58 +199,74 @@ impl PretrainParams {
         })
     }
 
-    /// Checks every value, naming the bad param.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        let positive = |name: &str, v: f64| -> anyhow::Result<()> {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                bail!("param {name} must be a positive number, got {v}")
+    /// Checks every value that needs no input, naming each bad param (what
+    /// [`uda_stage::Stage::validate`] of the training stages returns).
+    pub fn validate(&self) -> Result<(), Vec<ParamProblem>> {
+        let mut problems = ParamProblems::new();
+        for (name, v) in [
+            ("iterations", self.iterations),
+            ("batch", self.batch as u64),
+            ("workers", self.workers as u64),
+            ("prefetch", self.prefetch as u64),
+            ("log_every", self.log_every),
+        ] {
+            problems.ensure(v > 0, name, "must be at least 1");
+        }
+        problems.ensure(
+            !self.crop.contains(&0),
+            "crop",
+            format!("must be [width, height] with both > 0, got {:?}", self.crop),
+        );
+        if let Some(c) = self.target_crop {
+            problems.ensure(
+                !c.contains(&0),
+                "target_crop",
+                format!("must be [width, height] with both > 0 (or null), got {c:?}"),
+            );
+        }
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        for (name, v) in [
+            ("lambda_ent", Some(self.lambda_ent)),
+            ("charbonnier_eps", Some(self.charbonnier_eps)),
+            ("weight_decay", self.weight_decay),
+            ("poly_power", Some(self.poly_power)),
+        ] {
+            if let Some(v) = v {
+                problems.ensure(non_negative(v), name, format!("must be >= 0, got {v}"));
             }
-        };
-        if self.iterations == 0
-            || self.batch == 0
-            || self.workers == 0
-            || self.prefetch == 0
-            || self.log_every == 0
+        }
+        for (name, v) in [
+            ("eta", Some(self.eta)),
+            ("head_lr_mult", Some(self.head_lr_mult)),
+            ("lr", self.lr),
+        ] {
+            if let Some(v) = v {
+                problems.ensure(
+                    v.is_finite() && v > 0.0,
+                    name,
+                    format!("must be a positive number, got {v}"),
+                );
+            }
+        }
+        problems.ensure(
+            (0.0..1.0).contains(&self.momentum),
+            "momentum",
+            format!("must lie in [0, 1), got {}", self.momentum),
+        );
+        problems.ensure(
+            self.adam_betas.iter().all(|b| (0.0..1.0).contains(b)),
+            "adam_betas",
+            format!("both must lie in [0, 1), got {:?}", self.adam_betas),
+        );
+        if let Err(e) = uda_models::check_device_spec(&self.device) {
+            problems.push("device", e.to_string());
+        }
+        if problems.is_empty()
+            && let Err(e) = self.optimization().1.validate()
         {
-            bail!(
-                "params iterations, batch, workers, prefetch and log_every must all be at least 1"
-            );
+            problems.push("lr", e);
         }
-        if self.crop.contains(&0) || self.target_crop.is_some_and(|c| c.contains(&0)) {
-            bail!("params crop / target_crop must be [width, height] with both > 0");
-        }
-        if !(self.lambda_ent.is_finite() && self.lambda_ent >= 0.0) {
-            bail!("param lambda_ent must be >= 0, got {}", self.lambda_ent);
-        }
-        positive("eta", self.eta)?;
-        positive("head_lr_mult", self.head_lr_mult)?;
-        if let Some(lr) = self.lr {
-            positive("lr", lr)?;
-        }
-        if !(self.charbonnier_eps.is_finite() && self.charbonnier_eps >= 0.0) {
-            bail!(
-                "param charbonnier_eps must be >= 0, got {}",
-                self.charbonnier_eps
-            );
-        }
-        if self
-            .weight_decay
-            .is_some_and(|w| !(w.is_finite() && w >= 0.0))
-        {
-            bail!("param weight_decay must be >= 0");
-        }
-        if !(0.0..1.0).contains(&self.momentum)
-            || self.adam_betas.iter().any(|b| !(0.0..1.0).contains(b))
-        {
-            bail!("params momentum and adam_betas must lie in [0, 1)");
-        }
-        self.optimization()
-            .1
-            .validate()
-            .map_err(|e| anyhow::anyhow!("param lr / poly_power: {e}"))?;
-        Ok(())
+        problems.into_result()
     }
 }
 
@@ -286,5 +302,27 @@ mod tests {
         assert!(s.lr_at(799) < 1e-5, "{}", s.lr_at(799));
         let (_, s) = params(OptimizerChoice::Sgd, ScheduleChoice::Step).optimization();
         assert!(matches!(s, LrSchedule::Step { .. }), "{s:?}");
+    }
+
+    #[test]
+    fn validate_names_every_bad_param() {
+        PretrainParams::default().validate().unwrap();
+        let bad = PretrainParams {
+            iterations: 0,
+            crop: [0, 512],
+            eta: -1.0,
+            lr: Some(0.0),
+            momentum: 1.0,
+            device: "gpu".into(),
+            ..PretrainParams::default()
+        };
+        let problems = bad.validate().unwrap_err();
+        let names: Vec<&str> = problems.iter().map(|p| p.param.as_str()).collect();
+        assert_eq!(
+            names,
+            ["iterations", "crop", "eta", "lr", "momentum", "device"],
+            "{problems:?}"
+        );
+        assert!(problems[5].message.contains("cpu, cuda"), "{problems:?}");
     }
 }

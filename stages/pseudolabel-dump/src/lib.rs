@@ -40,7 +40,7 @@ use uda_data::classes::NUM_CLASSES;
 use uda_data::zarr::{ArrayLayout, ImageArray, ImageArrayWriter};
 use uda_metrics::ConfusionMatrix;
 use uda_metrics::panel::{Raster, write_qualitative_panel};
-use uda_stage::{InputSpec, OutputSpec, Stage, StageContext};
+use uda_stage::{InputSpec, OutputSpec, ParamProblem, ParamProblems, Stage, StageContext};
 use uda_train::model_info::MODEL_JSON;
 
 pub use infer::Ensemble;
@@ -88,19 +88,24 @@ impl Default for PseudolabelParams {
 }
 
 impl PseudolabelParams {
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
+    /// Checks every value, naming each bad param.
+    pub fn validate(&self) -> Result<(), Vec<ParamProblem>> {
+        let mut problems = ParamProblems::new();
+        problems.ensure(
             (0.0..=1.0).contains(&self.percentile),
-            "param percentile must lie in [0, 1] (FDA: 0.66), got {}",
-            self.percentile
+            "percentile",
+            format!("must lie in [0, 1] (FDA: 0.66), got {}", self.percentile),
         );
-        anyhow::ensure!(
+        problems.ensure(
             self.cap > 0.0 && self.cap <= 1.0,
-            "param cap must lie in (0, 1] (FDA: 0.9), got {}",
-            self.cap
+            "cap",
+            format!("must lie in (0, 1] (FDA: 0.9), got {}", self.cap),
         );
-        anyhow::ensure!(self.batch_size > 0, "param batch_size must be at least 1");
-        Ok(())
+        problems.ensure(self.batch_size > 0, "batch_size", "must be at least 1");
+        if let Err(e) = uda_models::check_device_spec(&self.device) {
+            problems.push("device", e.to_string());
+        }
+        problems.into_result()
     }
 }
 
@@ -160,6 +165,10 @@ impl Stage for PseudolabelDump {
                 doc: "kept fraction, mIoU raw / kept, models",
             },
         ]
+    }
+
+    fn validate(p: &PseudolabelParams) -> Result<(), Vec<ParamProblem>> {
+        p.validate()
     }
 
     fn run(ctx: &StageContext, p: &PseudolabelParams) -> anyhow::Result<()> {
@@ -244,7 +253,6 @@ fn open_inputs(data_dir: &Path, labels_dir: Option<&Path>) -> anyhow::Result<Inp
 }
 
 fn run(ctx: &StageContext, p: &PseudolabelParams) -> anyhow::Result<()> {
-    p.validate()?;
     uda_train::set_threads(p.threads);
     let device = uda_models::device_from_spec(&p.device)
         .with_context(|| format!("param device '{}'", p.device))?;
@@ -403,4 +411,29 @@ fn write_preview(
         512,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_names_every_bad_param() {
+        PseudolabelParams::default().validate().unwrap();
+        let bad = PseudolabelParams {
+            percentile: 1.5,
+            cap: 0.0,
+            batch_size: 0,
+            device: "cuda:x".into(),
+            ..PseudolabelParams::default()
+        };
+        let problems = bad.validate().unwrap_err();
+        let names: Vec<&str> = problems.iter().map(|p| p.param.as_str()).collect();
+        assert_eq!(
+            names,
+            ["percentile", "cap", "batch_size", "device"],
+            "{problems:?}"
+        );
+        assert!(problems[0].message.contains("1.5"), "{problems:?}");
+    }
 }

@@ -3,7 +3,7 @@
 //! inputs; everything follows from the params, so the runner's cache key is the params.
 
 use std::time::Instant;
-use uda_stage::{InputSpec, OutputSpec, Stage, StageContext};
+use uda_stage::{InputSpec, OutputSpec, ParamProblem, Stage, StageContext};
 use uda_synth::{Split, SynthParams};
 
 /// The stage (see the crate docs).
@@ -44,8 +44,16 @@ impl Stage for SynthScenes {
         ]
     }
 
+    fn validate(params: &SynthParams) -> Result<(), Vec<ParamProblem>> {
+        params.validate().map_err(|e| match e {
+            uda_synth::SynthError::BadParam { key, message } => {
+                vec![ParamProblem::new(key, message)]
+            }
+            other => vec![ParamProblem::new("", other.to_string())],
+        })
+    }
+
     fn run(ctx: &StageContext, params: &SynthParams) -> anyhow::Result<()> {
-        params.validate()?;
         let start = Instant::now();
         let total: usize = Split::ALL.iter().map(|s| s.count(params)).sum();
         let progress = ctx.progress("scenes", total as u64);
