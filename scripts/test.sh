@@ -5,6 +5,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
+# Debian packages the tests need (chromium for tests/report_html.rs); idempotent.
+bash scripts/setup-system.sh
 cargo fmt --all -- --check
 # Debug build: the heavy dependencies are built with opt-level 2 (see [profile.dev.package."*"]).
 # No incremental cache: CI builds once from clean, and the cache costs gigabytes of disk.

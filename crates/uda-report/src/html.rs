@@ -41,7 +41,7 @@ th.cls span{writing-mode:vertical-rl;transform:rotate(180deg)}td.best{font-weigh
 td.na{color:#aaa;text-align:center}tr.delta{font-size:11px;color:#333}\
 figure{margin:.5em 0;display:inline-block;vertical-align:top}figure svg{max-width:100%;height:auto}\
 .grid{display:grid;gap:2px;align-items:center;font-size:12px}.grid img{width:100%;image-rendering:pixelated}\
-.grid .h{font-weight:bold;text-align:center}details{margin:.4em 0}summary{cursor:pointer}";
+.grid .h{font-weight:bold;text-align:center}.grid .l{overflow-wrap:anywhere}details{margin:.4em 0}summary{cursor:pointer}";
 
 const SELF_CHECK: &str = "<script>(function(){var d=document.documentElement,e=[];\
 function rec(m){e.push(String(m));d.setAttribute('data-errors',e.join(' | '));}\
@@ -64,7 +64,7 @@ fn tiles(t: &Tiles) -> Result<String> {
         let _ = write!(h, "<div class=\"h\">{}</div>", esc(c));
     }
     for r in &t.rows {
-        let _ = write!(h, "<div>{}</div>", esc(&r.label));
+        let _ = write!(h, "<div class=\"l\">{}</div>", esc(&r.label));
         for (k, tile) in r.tiles.iter().enumerate() {
             let png = encode::png_rgb(tile.width as u32, tile.height as u32, &tile.data)?;
             let alt = format!(

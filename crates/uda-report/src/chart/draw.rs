@@ -13,6 +13,8 @@ type Res = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 /// Width and height of one DAG cell (a node box plus the gap to the next column or row).
 pub(super) const DAG_COL: u32 = 210;
 pub(super) const DAG_ROW: u32 = 46;
+/// Series with at most this many points get markers as well as a line.
+const SHORT: usize = 30;
 
 fn font(size: u32) -> TextStyle<'static> {
     super::font::ensure();
@@ -107,6 +109,7 @@ where
         .configure_mesh()
         .disable_x_mesh()
         .disable_x_axis()
+        .max_light_lines(1)
         .y_desc(b.y_label.as_str())
         .label_style(font(12))
         .axis_desc_style(font(13))
@@ -206,6 +209,7 @@ where
         .label_style(font(11))
         .axis_desc_style(font(12))
         .y_label_formatter(&number)
+        .max_light_lines(1)
         .x_labels(6);
     if l.x_ticks.is_some() {
         // Category names are drawn under their points below.
@@ -220,7 +224,8 @@ where
             s.points.clone(),
             c.stroke_width(2),
         )))?;
-        if l.markers {
+        // Short logs (a few logged windows) would be invisible as lines alone.
+        if l.markers || s.points.len() <= SHORT {
             chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
         }
         if !s.errors.is_empty() {
@@ -251,6 +256,9 @@ fn short(v: f64) -> String {
         if s == "-0" { "0".into() } else { s.into() }
     }
 }
+
+/// Shares below this are drawn white (they would be within a shade of it).
+pub(crate) const VISIBLE: f64 = 0.002;
 
 /// White → dark blue: a share of 0 is white, 1 is the darkest.
 pub(crate) fn heat(v: f64) -> (u8, u8, u8) {
@@ -287,15 +295,25 @@ where
         .margin_left(120)
         .margin_bottom(110)
         .build_cartesian_2d(0f64..nc as f64, 0f64..nr as f64)?;
+    // Only cells that are not white are drawn (most of a confusion matrix is ~0), and a class
+    // without ground-truth pixels is one grey bar: the SVG stays a few KB per matrix.
     let cells = h.values.iter().enumerate().flat_map(|(r, row)| {
         let y = (nr - 1 - r) as f64;
-        row.iter().enumerate().map(move |(c, v)| {
-            let fill = v.map(heat).unwrap_or((235, 235, 235));
+        let empty = row.iter().all(Option::is_none);
+        let grey = empty.then(|| {
             Rectangle::new(
-                [(c as f64, y), (c as f64 + 1.0, y + 1.0)],
-                rgb(fill).filled(),
+                [(0.0, y), (row.len() as f64, y + 1.0)],
+                RGBColor(235, 235, 235).filled(),
             )
-        })
+        });
+        let shaded = row.iter().enumerate().filter_map(move |(c, v)| {
+            let v = (*v).filter(|v| *v >= VISIBLE)?;
+            Some(Rectangle::new(
+                [(c as f64, y), (c as f64 + 1.0, y + 1.0)],
+                rgb(heat(v)).filled(),
+            ))
+        });
+        grey.into_iter().chain(shaded)
     });
     chart.draw_series(cells)?;
     chart.draw_series(std::iter::once(Rectangle::new(
@@ -323,7 +341,7 @@ where
     let (x, y) = chart.backend_coord(&(0.0, nr as f64));
     root.draw(&Text::new(
         h.y_label.clone(),
-        (x, y - 4),
+        (x - 4, y - 4),
         font(12).pos(Pos::new(HPos::Right, VPos::Bottom)),
     ))?;
     Ok(())
@@ -360,6 +378,7 @@ where
         .configure_mesh()
         .disable_y_mesh()
         .disable_y_axis()
+        .max_light_lines(1)
         .x_desc("seconds since the run started")
         .label_style(font(11))
         .axis_desc_style(font(12))

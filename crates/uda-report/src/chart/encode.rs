@@ -2,20 +2,51 @@
 //! page embeds images without a network or a second file.
 
 use crate::error::{ReportError, Result};
+use std::collections::HashMap;
 
-/// Encodes an 8-bit RGB raster as PNG.
+/// The raster as palette indices when it has at most 256 colours (label maps, flat charts).
+fn palette(rgb: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut index: HashMap<[u8; 3], u8> = HashMap::new();
+    let mut colours: Vec<u8> = Vec::new();
+    let mut out = Vec::with_capacity(rgb.len() / 3);
+    for p in rgb.chunks_exact(3) {
+        let key = [p[0], p[1], p[2]];
+        let i = match index.get(&key) {
+            Some(i) => *i,
+            None => {
+                let i = u8::try_from(index.len()).ok()?;
+                index.insert(key, i);
+                colours.extend_from_slice(&key);
+                i
+            }
+        };
+        out.push(i);
+    }
+    Some((colours, out))
+}
+
+/// Encodes an 8-bit RGB raster as PNG: indexed colour when it has at most 256 colours
+/// (segmentation maps are 3-4× smaller so), else RGB.
 pub(crate) fn png_rgb(width: u32, height: u32, rgb: &[u8]) -> Result<Vec<u8>> {
+    let err = |source| ReportError::PngEncode { source };
     let mut out = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut out, width, height);
-        enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         enc.set_compression(png::Compression::High);
-        let mut w = enc
-            .write_header()
-            .map_err(|source| ReportError::PngEncode { source })?;
-        w.write_image_data(rgb)
-            .map_err(|source| ReportError::PngEncode { source })?;
+        let indexed = palette(rgb);
+        match &indexed {
+            Some((colours, _)) => {
+                enc.set_color(png::ColorType::Indexed);
+                enc.set_palette(colours.clone());
+            }
+            None => enc.set_color(png::ColorType::Rgb),
+        }
+        let mut w = enc.write_header().map_err(err)?;
+        match &indexed {
+            Some((_, idx)) => w.write_image_data(idx).map_err(err)?,
+            None => w.write_image_data(rgb).map_err(err)?,
+        }
     }
     Ok(out)
 }
@@ -122,5 +153,14 @@ mod tests {
         let back = read_png(&path).unwrap();
         assert_eq!((back.width, back.height, back.data), (3, 2, rgb));
         assert!(data_uri(&bytes).starts_with("data:image/png;base64,iVBORw0KGgo"));
+        // Over 256 colours: RGB, still lossless.
+        let many: Vec<u8> = (0..300u32)
+            .flat_map(|i| [i as u8, (i >> 8) as u8, 7])
+            .collect();
+        std::fs::write(&path, png_rgb(300, 1, &many).unwrap()).unwrap();
+        assert_eq!(read_png(&path).unwrap().data, many);
+        assert_eq!(palette(&many), None);
+        let (colours, idx) = palette(&[1, 2, 3, 4, 5, 6, 1, 2, 3]).unwrap();
+        assert_eq!((colours, idx), (vec![1, 2, 3, 4, 5, 6], vec![0, 1, 0]));
     }
 }

@@ -57,7 +57,8 @@ fn cell(v: Option<f64>, range: Option<(f64, f64)>, extra: &str) -> String {
         return "<td class=\"na\">–</td>".into();
     };
     let (lo, hi) = range.unwrap_or((v, v));
-    let t = if hi > lo { (v - lo) / (hi - lo) } else { 1.0 };
+    // A column where every row is equal (often all 0 at toy scale) is not shaded at all.
+    let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.0 };
     let best = if (v - hi).abs() < 1e-12 && hi > lo {
         " class=\"best\""
     } else {
