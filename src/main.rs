@@ -10,6 +10,8 @@ use uda_runner::executor::LocalExecutor;
 use uda_runner::run::{Outcome, RunOptions};
 use uda_runner::ui::{Ui, human_duration};
 
+mod report_pages;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "uda-pipe",
@@ -144,6 +146,16 @@ struct ReportArgs {
     /// Rows printed per Parquet file (--raw and --history).
     #[arg(long, default_value_t = 50)]
     limit: usize,
+    /// Write one self-contained HTML page (charts inline as SVG, images as data: PNGs): the IoU
+    /// table, per-class bars, training curves, pseudo-labels, confusion, panels, sweeps, the run.
+    #[arg(long, value_name = "OUT.html", conflicts_with_all = ["raw", "history", "format"])]
+    html: Option<PathBuf>,
+    /// Write the page's charts as SVG and PNG files (and the panels as PNG) into DIR.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["raw", "history", "format"])]
+    plots: Option<PathBuf>,
+    /// --html/--plots: only this row's confusion matrix (default: every row's).
+    #[arg(long, value_name = "ROW")]
+    confusion: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -301,6 +313,9 @@ fn report(a: ReportArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         commands::report_history(pipeline, cache, a.limit, out)?;
         return Ok(());
     }
+    if a.html.is_some() || a.plots.is_some() {
+        return report_pages::report_pages(&a, out);
+    }
     if a.raw && a.targets.is_empty() {
         anyhow::bail!("report --raw: name the Parquet files, folders or stages to print");
     }
@@ -370,6 +385,8 @@ fn executor() -> anyhow::Result<LocalExecutor> {
 }
 
 fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    // SIGTERM/SIGINT/SIGHUP stop the stages cleanly (forwarded, then SIGKILL after the grace).
+    uda_runner::process::install_cancel_handlers().context("installing signal handlers")?;
     let ctx = uda_runner::load(&a.pipeline, &a.sets, a.cache.as_deref())?;
     let opts = RunOptions {
         stages: a.stages,
@@ -408,6 +425,14 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         count(|o| matches!(o, Outcome::Skipped(_))),
         human_duration(summary.elapsed)
     ));
+    if let Some(sig) = uda_runner::process::cancel_signal() {
+        ui.line(&format!(
+            "cancelled by {}: nothing of the stopped stages was committed",
+            uda_runner::process::signal_name(sig)
+        ));
+        // The shell convention for "ended by signal N".
+        return Ok(ExitCode::from((128 + sig).clamp(0, 255) as u8));
+    }
     Ok(if summary.failed() > 0 {
         ExitCode::FAILURE
     } else {

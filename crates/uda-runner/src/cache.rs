@@ -10,6 +10,7 @@
 //!     inputs/<name>/        for `{all: stage}` inputs: one link per gathered instance
 //!   tmp/<key>.<pid>.<n>/    staging folders of running stages (never trusted)
 //!   locks/<key>.lock        per-key advisory locks (flock: released by the kernel when a process dies)
+//!   locks/<key>.lease       shared while a running pipeline may read the entry (gc skips it)
 //!   latest/<pipeline>/<node>  link to the node's current entry's out/ (stable paths for people)
 //!   failed/<key>.log        log of the last failed attempt at a key
 //!   resume/<key>/           checkpoints of a training stage that was killed (UDA_RESUME_DIR)
@@ -208,7 +209,41 @@ impl Cache {
                 }
             }
         }
-        Ok(KeyLock { _file: file })
+        Ok(KeyLock { file })
+    }
+
+    /// Takes a shared lease on an entry for as long as the returned value lives: a running
+    /// pipeline holds one on every entry it may read, and `gc` removes only entries whose lease
+    /// it can take exclusively ([`Cache::try_claim`]), so it never deletes what a run relies on.
+    pub fn lease(&self, key: &str) -> Result<Lease> {
+        let file = self.lease_file(key)?;
+        file.lock_shared()
+            .ctx(|| format!("taking a lease on entry {key}"))?;
+        Ok(Lease { _file: file })
+    }
+
+    /// The exclusive lease of an entry, or `None` while a running pipeline holds a shared one.
+    pub fn try_claim(&self, key: &str) -> Result<Option<Lease>> {
+        let file = self.lease_file(key)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Lease { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(RunnerError::io(
+                format!("claiming entry {key} for removal"),
+                e,
+            )),
+        }
+    }
+
+    fn lease_file(&self, key: &str) -> Result<File> {
+        let path = self.root.join("locks").join(format!("{key}.lease"));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .ctx(|| format!("opening lease {}", path.display()))
     }
 
     /// A fresh private staging folder for computing `key` (call with the key's lock held).
@@ -378,9 +413,36 @@ impl Cache {
 }
 
 /// Holds a key's lock until dropped (or until the process dies: the kernel releases flock).
+/// A stage started under it inherits the descriptor ([`KeyLock::raw_fd`]), so the lock is held
+/// until the last process of the stage ends too.
 #[derive(Debug)]
 pub struct KeyLock {
+    file: File,
+}
+
+impl KeyLock {
+    pub fn raw_fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.file.as_raw_fd()
+    }
+}
+
+/// A lease on an entry (shared: a run reads it; exclusive: gc removes it); released on drop.
+#[derive(Debug)]
+pub struct Lease {
     _file: File,
+}
+
+/// The first symbolic link under a stage's output folder, if any. Outputs must be plain files:
+/// a link would make the entry depend on something outside the cache, and making it read-only
+/// would change the file it points to.
+pub fn find_symlink(out: &Path) -> Option<PathBuf> {
+    walkdir::WalkDir::new(out)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+        .find(|e| e.path_is_symlink())
+        .map(|e| e.into_path())
 }
 
 /// Removes a folder tree even where files were made read-only.

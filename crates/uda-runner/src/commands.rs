@@ -63,7 +63,7 @@ pub fn status(ctx: &Context, verify: bool, out: &mut dyn Write) -> Result<usize>
                 stale += 1;
                 w(
                     out,
-                    format!("  ✗ {:width$}  will run: {}", n.id, reasons.join("; ")),
+                    format!("  ✗ {:width$}  will run: {}", n.id, plan::join(reasons)),
                 )?;
             }
         }
@@ -235,7 +235,7 @@ pub fn show(ctx: &Context, pattern: &str, out: &mut dyn Write) -> Result<()> {
             Decision::Cached => (ctx.cache.read_entry(key), "up to date".to_string()),
             Decision::Run(r) => (
                 ctx.cache.latest_entry(&g.name, &n.id),
-                format!("out of date: {}", r.join("; ")),
+                format!("out of date: {}", plan::join(r)),
             ),
         };
         w(out, format!("  state:   {state}"))?;
@@ -325,12 +325,16 @@ pub fn log(ctx: &Context, pattern: &str, out: &mut dyn Write) -> Result<()> {
     for i in g.select(pattern).map_err(RunnerError::Usage)? {
         let n = &g.nodes[i];
         let key = &ctx.keys[i];
-        let (path, note) = if ctx.cache.has_entry(key) {
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let failed_since = modified(&ctx.cache.failed_log(key)).is_some_and(|f| {
+            modified(&ctx.cache.entry_dir(key).join("entry.json")).is_none_or(|e| f >= e)
+        });
+        let (path, note) = if ctx.cache.has_entry(key) && !failed_since {
             (
                 ctx.cache.entry_dir(key).join("log.txt"),
                 "current result".to_string(),
             )
-        } else if ctx.cache.failed_log(key).exists() {
+        } else if failed_since {
             (ctx.cache.failed_log(key), "last attempt FAILED".to_string())
         } else if let Some(m) = ctx.cache.latest_entry(&g.name, &n.id) {
             (
@@ -354,6 +358,8 @@ pub struct GcReport {
     pub entries: Vec<String>,
     pub bytes: u64,
     pub other: usize,
+    /// Entries that were not reachable but are leased by a running pipeline (left alone).
+    pub in_use: Vec<String>,
 }
 
 /// `gc`: removes entries not reachable from the given pipelines (all sharing `cache`), plus
@@ -389,9 +395,18 @@ pub fn gc(
             .read_entry(&key)
             .map(|m| format!("{} [{}]", m.node, m.kind))
             .unwrap_or_else(|| "unreadable entry".into());
+        // A running pipeline holds a shared lease on every entry it may read: leave those.
+        let Some(_claim) = cache.try_claim(&key)? else {
+            w(
+                out,
+                format!("kept {key}  {what}: in use by a running uda-pipe (run gc again later)"),
+            )?;
+            rep.in_use.push(key);
+            continue;
+        };
         w(out, format!("{verb} {key}  {what}  {}", human_bytes(size)))?;
         if !dry_run {
-            // Hold the key's lock so a run that is about to reuse it waits.
+            // Hold the key's lock too, so a run about to compute it waits.
             let _l = cache.lock(&key, |_| {})?;
             remove_tree(&dir);
         }

@@ -1,7 +1,8 @@
 //! Finding stage binaries, their identity, and what they accept (`--describe`).
 //!
 //! A kind `K` is the binary named `K`, searched in `$UDA_STAGE_PATH` (colon-separated folders),
-//! then the folder of the running `uda-pipe`, then `PATH`. Its identity is the blake3 of the
+//! then the folder of the running `uda-pipe`, then `PATH` (for the project's own stage names only,
+//! [`KNOWN_STAGES`]); `--describe` must answer within [`DESCRIBE_TIMEOUT_ENV`] seconds. Its identity is the blake3 of the
 //! binary file (memoised by path/size/mtime/inode), so a rebuilt stage is a different stage for
 //! the cache. Its `--describe` output is cached per identity: validating a pipeline does not
 //! spawn every stage binary every time.
@@ -11,7 +12,9 @@ use crate::hashing::{self, Hash, Stat};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 pub const STAGE_PATH_ENV: &str = "UDA_STAGE_PATH";
 
@@ -55,8 +58,27 @@ pub struct StageBinary {
     pub description: Description,
 }
 
-/// The folders searched for stage binaries, in order. Relative entries of `$UDA_STAGE_PATH` are
-/// made absolute here: stages run in their staging folder, where a relative path means nothing.
+/// The project's own stage kinds: the only names looked up on `PATH`. Any other kind must be in
+/// `$UDA_STAGE_PATH` or beside `uda-pipe`, so that a pipeline never runs an arbitrary program
+/// that happens to be on `PATH` (as `K --describe`, even for `status`).
+pub const KNOWN_STAGES: [&str; 8] = [
+    "synth-scenes",
+    "preprocess-resize",
+    "fda-translate-cache",
+    "pretrain",
+    "pseudolabel-dump",
+    "contrastive-train",
+    "evaluate",
+    "colour-baseline",
+];
+
+/// How long a stage binary may take to answer `--describe` (`UDA_DESCRIBE_TIMEOUT_S`, default
+/// 30 s: a cold start of a libtorch-linked binary on a loaded machine takes a few seconds).
+pub const DESCRIBE_TIMEOUT_ENV: &str = "UDA_DESCRIBE_TIMEOUT_S";
+
+/// The folders searched for stage binaries of any kind, in order: `$UDA_STAGE_PATH`, then the
+/// folder of the running `uda-pipe`. Relative entries of `$UDA_STAGE_PATH` are made absolute
+/// here: stages run in their staging folder, where a relative path means nothing.
 pub fn search_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Ok(p) = std::env::var(STAGE_PATH_ENV) {
@@ -72,10 +94,14 @@ pub fn search_dirs() -> Vec<PathBuf> {
     {
         dirs.push(d.to_path_buf());
     }
-    if let Ok(p) = std::env::var("PATH") {
-        dirs.extend(std::env::split_paths(&p));
-    }
     dirs
+}
+
+/// `PATH`, searched for [`KNOWN_STAGES`] only.
+fn path_dirs() -> Vec<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default()
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -89,6 +115,8 @@ fn is_executable(p: &Path) -> bool {
 #[derive(Debug)]
 pub struct Registry {
     dirs: Vec<PathBuf>,
+    /// Searched after `dirs`, for [`KNOWN_STAGES`] only.
+    path_dirs: Vec<PathBuf>,
     state_dir: PathBuf,
     found: Mutex<HashMap<String, Option<StageBinary>>>,
 }
@@ -98,6 +126,7 @@ impl Registry {
     pub fn new(state_dir: &Path) -> Self {
         Self {
             dirs: search_dirs(),
+            path_dirs: path_dirs(),
             state_dir: state_dir.to_path_buf(),
             found: Mutex::new(HashMap::new()),
         }
@@ -106,14 +135,21 @@ impl Registry {
     pub fn with_dirs(state_dir: &Path, dirs: Vec<PathBuf>) -> Self {
         Self {
             dirs,
+            path_dirs: Vec::new(),
             state_dir: state_dir.to_path_buf(),
             found: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn locate(&self, kind: &str) -> Option<PathBuf> {
+        let on_path: &[PathBuf] = if KNOWN_STAGES.contains(&kind) {
+            &self.path_dirs
+        } else {
+            &[]
+        };
         self.dirs
             .iter()
+            .chain(on_path)
             .map(|d| d.join(kind))
             .find(|p| is_executable(p))
     }
@@ -222,15 +258,19 @@ impl Registry {
         {
             return Ok(d);
         }
-        let out = std::process::Command::new(path)
-            .arg("--describe")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .ctx(|| format!("running {} --describe", path.display()))?;
         let describe_err = |message: String| RunnerError::Describe {
             binary: path.to_path_buf(),
             message,
         };
+        let timeout = describe_timeout();
+        let out = output_within(path, timeout)
+            .ctx(|| format!("running {} --describe", path.display()))?
+            .ok_or_else(|| {
+                describe_err(format!(
+                    "--describe did not answer within {} s and was killed; is it a uda-pipe stage? (raise {DESCRIBE_TIMEOUT_ENV} if it is just slow to start)",
+                    timeout.as_secs_f64()
+                ))
+            })?;
         if !out.status.success() {
             return Err(describe_err(format!(
                 "--describe failed ({}): {}",
@@ -247,6 +287,65 @@ impl Registry {
         hashing::write_atomic(&cached, &text)?;
         Ok(d)
     }
+}
+
+fn describe_timeout() -> Duration {
+    std::env::var(DESCRIBE_TIMEOUT_ENV)
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(30))
+}
+
+/// `BIN --describe`'s output, or `None` if it did not end within `timeout` (it is killed).
+fn output_within(bin: &Path, timeout: Duration) -> std::io::Result<Option<Output>> {
+    use std::os::unix::process::CommandExt;
+    // A group of its own: on a time-out, whatever it started (holding our pipes) goes too.
+    let mut child = Command::new(bin)
+        .arg("--describe")
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Read both pipes while waiting, so a chatty binary cannot block on a full pipe.
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let (out, err) = std::thread::scope(|s| {
+        let out = s.spawn(|| drain(stdout));
+        let err = s.spawn(|| drain(stderr));
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break Ok(Some(st)),
+                Ok(None) if Instant::now() >= deadline => {
+                    crate::process::signal_group(child.id(), libc::SIGKILL);
+                    let _ = child.wait();
+                    break Ok(None);
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => break Err(e),
+            }
+        };
+        (
+            status.map(|st| st.map(|st| (st, out.join().unwrap_or_default()))),
+            err.join().unwrap_or_default(),
+        )
+    });
+    Ok(out?.map(|(status, stdout)| Output {
+        status,
+        stdout,
+        stderr: err,
+    }))
+}
+
+fn drain(pipe: Option<impl std::io::Read>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Some(mut p) = pipe {
+        let _ = p.read_to_end(&mut buf);
+    }
+    buf
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

@@ -11,6 +11,7 @@ use crate::error::{IoContext, Result};
 use crate::pipeline::Resources;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -29,6 +30,9 @@ pub struct Job {
     pub log: PathBuf,
     pub env: Vec<(String, String)>,
     pub resources: Resources,
+    /// The open descriptor of the key's lock file: the local executor lets the stage's process
+    /// tree inherit it, so the key stays locked for as long as any of it runs.
+    pub lock_fd: Option<i32>,
 }
 
 /// How a job ended.
@@ -107,7 +111,15 @@ pub fn trampoline_main(args: &[OsString]) -> std::process::ExitCode {
         eprintln!("usage: uda-pipe {TRAMPOLINE_ARG} BINARY [ARGS...]");
         return std::process::ExitCode::from(2);
     };
-    let child = match Command::new(bin).args(rest).spawn() {
+    // A cancel signal reaches the whole process group, the stage included; this process must
+    // outlive the stage to report its status.
+    if let Err(e) = crate::process::ignore_cancel_signals() {
+        eprintln!("cannot install signal handlers: {e}");
+    }
+    let mut cmd = Command::new(bin);
+    cmd.args(rest);
+    crate::process::tie_to_parent(&mut cmd, None);
+    let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("cannot start {}: {e}", Path::new(bin).display());
@@ -154,6 +166,8 @@ impl Executor for LocalExecutor {
             }
             None => Command::new(&job.binary),
         };
+        cmd.process_group(0);
+        crate::process::tie_to_parent(&mut cmd, job.lock_fd);
         let mut child = cmd
             .args(&job.args)
             .envs(job.env.iter().map(|(k, v)| (k, v)))
@@ -202,15 +216,19 @@ impl Executor for LocalExecutor {
             }
             let (done, sampled) = (&done, &sampled);
             s.spawn(move || {
+                let mut cancel = Canceller::new(pid);
                 while !done.load(Ordering::Acquire) {
                     if let Some(hwm) = vm_hwm(&format!("/proc/{pid}/status")) {
                         sampled.fetch_max(hwm, Ordering::Relaxed);
                     }
+                    cancel.poll();
                     std::thread::sleep(Duration::from_millis(50));
                 }
             });
             let r = child.wait4();
             done.store(true, Ordering::Release);
+            // Whatever the stage started and left behind in its group goes with it.
+            crate::process::signal_group(pid, libc::SIGKILL);
             r
         });
         let res = res.ctx(|| format!("waiting for {}", job.binary.display()))?;
@@ -238,6 +256,41 @@ impl Executor for LocalExecutor {
             started_ms,
             duration: t0.elapsed(),
         })
+    }
+}
+
+/// Forwards a cancel of the run to a running stage's process group: the same signal first, then
+/// SIGKILL once the grace period is over.
+struct Canceller {
+    pgid: u32,
+    signalled: Option<Instant>,
+    killed: bool,
+}
+
+impl Canceller {
+    fn new(pgid: u32) -> Self {
+        Self {
+            pgid,
+            signalled: None,
+            killed: false,
+        }
+    }
+
+    fn poll(&mut self) {
+        let Some(sig) = crate::process::cancel_signal() else {
+            return;
+        };
+        match self.signalled {
+            None => {
+                crate::process::signal_group(self.pgid, sig);
+                self.signalled = Some(Instant::now());
+            }
+            Some(t) if !self.killed && t.elapsed() >= crate::process::grace() => {
+                crate::process::signal_group(self.pgid, libc::SIGKILL);
+                self.killed = true;
+            }
+            Some(_) => {}
+        }
     }
 }
 

@@ -178,7 +178,7 @@ pub fn build(p: &PipelineFile, registry: &Registry, issues: &mut Issues) -> Opti
                     format!("; did you mean {}?", sugg.join(" or "))
                 };
                 issues.add(decl.kind_loc, st, format!(
-                    "unknown stage kind '{}': no executable named so in ${} or next to uda-pipe or on PATH{hint}",
+                    "unknown stage kind '{}': no executable named so in ${} or next to uda-pipe (PATH is searched only for the project's own stages){hint}",
                     decl.kind, describe::STAGE_PATH_ENV
                 ));
                 None

@@ -86,16 +86,30 @@ pub fn tree_hash(files: &[FileEntry]) -> Hash {
 ///
 /// Directories are read one by one (the file type comes from `readdir`, no `stat` needed) and the
 /// files are then `stat`ed in parallel: on a 25,000-file dataset the stats are most of the cost.
-pub fn walk(root: &Path) -> Result<Vec<(String, PathBuf, Stat)>> {
+pub fn walk(root: &Path) -> Result<Listing> {
+    Ok(walk_with_empty_dirs(root)?.0)
+}
+
+/// Files of a tree: (relative path, full path, stat), sorted by relative path.
+pub type Listing = Vec<(String, PathBuf, Stat)>;
+
+/// [`walk`], plus the relative paths of the folders that hold nothing at all (sorted): an
+/// external input's identity includes them, since a stage may treat "folder exists" as data.
+pub fn walk_with_empty_dirs(root: &Path) -> Result<(Listing, Vec<String>)> {
     let meta = std::fs::metadata(root).ctx(|| format!("reading {}", root.display()))?;
     if meta.is_file() {
-        return Ok(vec![(String::new(), root.to_path_buf(), Stat::of(&meta))]);
+        return Ok((
+            vec![(String::new(), root.to_path_buf(), Stat::of(&meta))],
+            Vec::new(),
+        ));
     }
     let mut files: Vec<(String, PathBuf)> = Vec::new();
+    let mut empty = Vec::new();
     let mut seen_dirs = std::collections::HashSet::new();
     seen_dirs.insert((meta.dev(), meta.ino()));
-    list_dir(root, "", &mut files, &mut seen_dirs)?;
-    let mut out: Vec<(String, PathBuf, Stat)> = files
+    list_dir(root, "", &mut files, &mut empty, &mut seen_dirs)?;
+    empty.sort();
+    let mut out: Listing = files
         .into_par_iter()
         .map(|(rel, path)| {
             let meta = std::fs::metadata(&path).ctx(|| format!("reading {}", path.display()))?;
@@ -103,17 +117,20 @@ pub fn walk(root: &Path) -> Result<Vec<(String, PathBuf, Stat)>> {
         })
         .collect::<Result<_>>()?;
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    Ok((out, empty))
 }
 
 fn list_dir(
     dir: &Path,
     rel: &str,
     files: &mut Vec<(String, PathBuf)>,
+    empty: &mut Vec<String>,
     seen: &mut std::collections::HashSet<(u64, u64)>,
 ) -> Result<()> {
     let rd = std::fs::read_dir(dir).ctx(|| format!("reading folder {}", dir.display()))?;
+    let mut has_entries = false;
     for e in rd {
+        has_entries = true;
         let e = e.ctx(|| format!("reading folder {}", dir.display()))?;
         let name = e.file_name().to_string_lossy().into_owned();
         let child_rel = if rel.is_empty() {
@@ -143,10 +160,13 @@ fn list_dir(
             ft.is_dir()
         };
         if is_dir {
-            list_dir(&path, &child_rel, files, seen)?;
+            list_dir(&path, &child_rel, files, empty, seen)?;
         } else if ft.is_file() || ft.is_symlink() {
             files.push((child_rel, path));
         }
+    }
+    if !has_entries && !rel.is_empty() {
+        empty.push(rel.to_string());
     }
     Ok(())
 }
@@ -251,7 +271,7 @@ pub fn hash_tree_memo(root: &Path, memo_path: &Path) -> Result<TreeHash> {
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         .map(|d| d.as_nanos() as i128)
         .unwrap_or(0);
-    let listing = walk(root)?;
+    let (listing, empty_dirs) = walk_with_empty_dirs(root)?;
     let memo = Memo::load(memo_path);
     let hashed: Vec<Result<(FileEntry, Stat, bool)>> = listing
         .par_iter()
@@ -297,10 +317,26 @@ pub fn hash_tree_memo(root: &Path, memo_path: &Path) -> Result<TreeHash> {
         fresh.save(memo_path, &root.display().to_string())?;
     }
     Ok(TreeHash {
-        hash: tree_hash(&files),
+        hash: with_empty_dirs(tree_hash(&files), &empty_dirs),
         files,
         rehashed,
     })
+}
+
+/// Folds empty folders into a tree hash; a tree without any keeps its plain [`tree_hash`], so
+/// the cache keys of existing inputs do not change.
+fn with_empty_dirs(hash: Hash, empty_dirs: &[String]) -> Hash {
+    if empty_dirs.is_empty() {
+        return hash;
+    }
+    let mut h = blake3::Hasher::new();
+    h.update(b"uda-tree-empty-dirs-v1\n");
+    h.update(&hash);
+    for d in empty_dirs {
+        h.update(d.as_bytes());
+        h.update(&[0]);
+    }
+    *h.finalize().as_bytes()
 }
 
 /// Hashes a tree without any memo (used to verify cache entries on `--verify`).
@@ -440,6 +476,25 @@ mod tests {
                 .to_string()
                 .contains("symlink loop")
         );
+    }
+
+    #[test]
+    fn empty_folders_change_an_external_tree_hash_only_when_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("a.txt"), "a").unwrap();
+        let memo = dir.path().join("memo.tsv");
+        let plain = hash_tree_memo(&root, &memo).unwrap().hash;
+        assert_eq!(plain, tree_hash(&hash_tree(&root).unwrap().files));
+        std::fs::create_dir_all(root.join("empty/inner")).unwrap();
+        let with_empty = hash_tree_memo(&root, &memo).unwrap().hash;
+        assert_ne!(with_empty, plain, "an empty folder is part of the input");
+        std::fs::remove_dir(root.join("empty/inner")).unwrap();
+        let other = hash_tree_memo(&root, &memo).unwrap().hash;
+        assert_ne!(other, with_empty, "which folder is empty matters");
+        std::fs::remove_dir(root.join("empty")).unwrap();
+        assert_eq!(hash_tree_memo(&root, &memo).unwrap().hash, plain);
     }
 
     #[test]

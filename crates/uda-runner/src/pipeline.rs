@@ -254,7 +254,13 @@ pub fn load(path: &Path, sets: &[String], issues: &mut Issues) -> Option<Pipelin
     let cache_dir = match root.get("cache").and_then(|y| resolve(y, issues, None)) {
         None => dir.join("cache"),
         Some(y) => match y.as_str() {
-            Some(s) => dir.join(expand_home(s)),
+            Some(s) => match expand_home(s) {
+                Ok(p) => dir.join(p),
+                Err(m) => {
+                    issues.add(y.loc, None, format!("`cache`: {m}"));
+                    dir.join("cache")
+                }
+            },
             None => {
                 issues.add(y.loc, None, "`cache` must be a path");
                 dir.join("cache")

@@ -30,7 +30,108 @@ pub enum Decision {
     /// A valid entry exists for the key.
     Cached,
     /// Must run; the reasons say why.
-    Run(Vec<String>),
+    Run(Vec<Reason>),
+}
+
+/// Why a node runs. The scheduler decides on the variant; people read its `Display`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    /// `--force`.
+    Forced,
+    /// The entry failed verification; it goes to `cache/trash` and is recomputed.
+    Corrupt { key: String, details: String },
+    /// No entry of this node in this pipeline, ever.
+    NeverRan,
+    /// The node's current entry was deleted (by `gc`, or discarded as corrupted).
+    EntryRemoved { key: String },
+    /// An upstream node reruns or was recomputed: what this entry read may change.
+    Upstream {
+        input: Option<String>,
+        upstream: String,
+        change: UpstreamChange,
+    },
+    /// Something the key is made of changed: kind, code, a param, an input (in words).
+    Changed(String),
+    /// A different key without any difference that could be named.
+    NoEntry { key: String, previous: String },
+}
+
+/// How an upstream node changed, for [`Reason::Upstream`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpstreamChange {
+    /// It reruns in this run.
+    Reruns,
+    /// It was recomputed since this entry was made, and its outputs differ.
+    OutputsChanged,
+    /// Its key changed; its result is cached (under `key`).
+    NowCached { key: String },
+    /// It was recomputed in this run (the scheduler re-checks this node after it).
+    Recomputed,
+}
+
+impl Reason {
+    /// Whether the node runs only because of something upstream.
+    pub fn is_upstream(&self) -> bool {
+        matches!(self, Reason::Upstream { .. })
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Forced => write!(f, "forced (--force)"),
+            Reason::Corrupt { key, details } => write!(
+                f,
+                "its cached entry {key} is corrupted ({details}); it will be moved to cache/trash and recomputed"
+            ),
+            Reason::NeverRan => write!(f, "never ran in this pipeline (no cached result)"),
+            Reason::EntryRemoved { key } => {
+                write!(f, "its cached entry {key} was removed (gc or discarded)")
+            }
+            Reason::Upstream {
+                input,
+                upstream,
+                change,
+            } => {
+                let input = input.as_deref().unwrap_or("?");
+                match change {
+                    UpstreamChange::Reruns if input == "?" => write!(
+                        f,
+                        "upstream {upstream} reruns; this entry is redone to match its new outputs"
+                    ),
+                    UpstreamChange::Reruns => {
+                        write!(f, "input '{input}': upstream {upstream} reruns")
+                    }
+                    UpstreamChange::OutputsChanged => write!(
+                        f,
+                        "input '{input}': upstream {upstream} was recomputed and its outputs changed since this entry was made"
+                    ),
+                    UpstreamChange::NowCached { key } => write!(
+                        f,
+                        "input '{input}': upstream {upstream} changed (now its cached result {})",
+                        short(key)
+                    ),
+                    UpstreamChange::Recomputed => {
+                        write!(f, "an upstream entry was recomputed")
+                    }
+                }
+            }
+            Reason::Changed(what) => write!(f, "{what}"),
+            Reason::NoEntry { key, previous } => write!(
+                f,
+                "no cached entry for key {key} (previous result: {previous})"
+            ),
+        }
+    }
+}
+
+/// Reasons as one line.
+pub fn join(reasons: &[Reason]) -> String {
+    reasons
+        .iter()
+        .map(Reason::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[derive(Debug)]
@@ -111,7 +212,7 @@ pub fn decide(
     let mut decisions: Vec<Option<Decision>> = vec![None; graph.nodes.len()];
     for &i in nodes {
         let d = if forced.contains(&i) {
-            Decision::Run(vec!["forced (--force)".into()])
+            Decision::Run(vec![Reason::Forced])
         } else {
             decide_one(graph, cache, keys, externals, i, &decisions, full_verify)
         };
@@ -137,9 +238,10 @@ pub fn decide_one(
     match cache.verify(key, full_verify) {
         Verified::Ok => {}
         Verified::Corrupt(details) => {
-            return Decision::Run(vec![format!(
-                "its cached entry {key} is corrupted ({details}); it will be moved to cache/trash and recomputed"
-            )]);
+            return Decision::Run(vec![Reason::Corrupt {
+                key: key.clone(),
+                details,
+            }]);
         }
         Verified::Missing => {
             return Decision::Run(explain(graph, cache, keys, externals, i, upstream));
@@ -154,19 +256,21 @@ pub fn decide_one(
             {
                 match &upstream[*node] {
                     Some(Decision::Run(_)) => {
-                        return Decision::Run(vec![format!(
-                            "upstream {} reruns; this entry is redone to match its new outputs",
-                            graph.nodes[*node].id
-                        )]);
+                        return Decision::Run(vec![Reason::Upstream {
+                            input: None,
+                            upstream: graph.nodes[*node].id.clone(),
+                            change: UpstreamChange::Reruns,
+                        }]);
                     }
                     _ => {
                         if let Some(up) = cache.read_entry(&keys[*node])
                             && up.outputs_hash != *outputs_hash
                         {
-                            return Decision::Run(vec![format!(
-                                "input '{}': upstream {} was recomputed and its outputs changed since this entry was made",
-                                inp.name, graph.nodes[*node].id
-                            )]);
+                            return Decision::Run(vec![Reason::Upstream {
+                                input: Some(inp.name.clone()),
+                                upstream: graph.nodes[*node].id.clone(),
+                                change: UpstreamChange::OutputsChanged,
+                            }]);
                         }
                     }
                 }
@@ -184,18 +288,16 @@ pub fn explain(
     externals: &HashMap<PathBuf, External>,
     i: usize,
     upstream: &[Option<Decision>],
-) -> Vec<String> {
+) -> Vec<Reason> {
     let n = &graph.nodes[i];
     let Some(prev) = cache.latest_entry(&graph.name, &n.id) else {
-        return vec!["never ran in this pipeline (no cached result)".into()];
+        return vec![Reason::NeverRan];
     };
     if prev.key == keys[i] {
-        return vec![format!(
-            "its cached entry {} was removed (gc or discarded)",
-            prev.key
-        )];
+        return vec![Reason::EntryRemoved { key: prev.key }];
     }
-    let mut reasons = Vec::new();
+    let mut reasons: Vec<String> = Vec::new();
+    let mut upstream_reasons: Vec<Reason> = Vec::new();
     if prev.kind != n.kind {
         reasons.push(format!("kind changed: {} -> {}", prev.kind, n.kind));
     } else if prev.binary.blake3 != hashing::hex(&n.binary.hash) {
@@ -223,11 +325,17 @@ pub fn explain(
                 if keys[*node] != *key {
                     let up = &graph.nodes[*node];
                     // The upstream's own reasons are listed with it; do not repeat them here.
-                    let what = match upstream.get(*node) {
-                        Some(Some(Decision::Run(_))) => "reruns".to_string(),
-                        _ => format!("changed (now its cached result {})", short(&keys[*node])),
+                    let change = match upstream.get(*node) {
+                        Some(Some(Decision::Run(_))) => UpstreamChange::Reruns,
+                        _ => UpstreamChange::NowCached {
+                            key: keys[*node].clone(),
+                        },
                     };
-                    reasons.push(format!("input '{}': upstream {} {what}", inp.name, up.id));
+                    upstream_reasons.push(Reason::Upstream {
+                        input: Some(inp.name.clone()),
+                        upstream: up.id.clone(),
+                        change,
+                    });
                 } else if subpath != old_sub || *old_node != graph.nodes[*node].id {
                     reasons.push(format!(
                         "input '{}' now reads {}",
@@ -299,11 +407,13 @@ pub fn explain(
             reasons.push(format!("input '{old}' was removed"));
         }
     }
+    let mut reasons: Vec<Reason> = reasons.into_iter().map(Reason::Changed).collect();
+    reasons.extend(upstream_reasons);
     if reasons.is_empty() {
-        reasons.push(format!(
-            "no cached entry for key {} (previous result: {})",
-            keys[i], prev.key
-        ));
+        reasons.push(Reason::NoEntry {
+            key: keys[i].clone(),
+            previous: prev.key,
+        });
     }
     reasons
 }

@@ -9,7 +9,7 @@ pub(crate) fn parse_input(v: &Yaml, issues: &mut Issues, st: Option<&str>) -> Op
     match &v.value {
         YamlValue::Str(s) => {
             if is_external_path(s) {
-                return Some(InputRef::External(PathBuf::from(expand_home(s))));
+                return external(s, v, issues, st);
             }
             match parse_stage_ref(s) {
                 Ok((stage, selector, subpath)) => Some(InputRef::Stage {
@@ -30,7 +30,7 @@ pub(crate) fn parse_input(v: &Yaml, issues: &mut Issues, st: Option<&str>) -> Op
                 return None;
             };
             match k.key_string().as_str() {
-                "path" => Some(InputRef::External(PathBuf::from(expand_home(s)))),
+                "path" => external(s, val, issues, st),
                 "all" => match parse_stage_ref(s) {
                     Ok((stage, selector, None)) => Some(InputRef::All { stage, selector }),
                     Ok((_, _, Some(_))) => {
@@ -65,10 +65,27 @@ pub fn is_external_path(s: &str) -> bool {
         || s == ".."
 }
 
-pub(crate) fn expand_home(s: &str) -> String {
-    match (s.strip_prefix("~/"), std::env::var("HOME")) {
-        (Some(rest), Ok(home)) => format!("{home}/{rest}"),
-        _ => s.to_string(),
+/// `~/rest` is `$HOME/rest`; without a usable `HOME` it is an error (never a folder named `~`).
+pub(crate) fn expand_home(s: &str) -> Result<String, String> {
+    let Some(rest) = s.strip_prefix("~/") else {
+        return Ok(s.to_string());
+    };
+    match std::env::var("HOME") {
+        Ok(home) if !home.is_empty() => Ok(format!("{}/{rest}", home.trim_end_matches('/'))),
+        _ => Err(format!(
+            "'{s}' starts with ~/ but HOME is not set; set HOME or write the full path"
+        )),
+    }
+}
+
+/// An external input path, with `~/` expanded (an issue when it cannot be).
+fn external(s: &str, v: &Yaml, issues: &mut Issues, st: Option<&str>) -> Option<InputRef> {
+    match expand_home(s) {
+        Ok(p) => Some(InputRef::External(PathBuf::from(p))),
+        Err(m) => {
+            issues.add(v.loc, st, m);
+            None
+        }
     }
 }
 

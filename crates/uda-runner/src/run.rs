@@ -6,18 +6,17 @@
 //! and then reuses). Stages write into a private staging folder that becomes `entries/<key>` by a
 //! single rename after success; a failed or killed stage leaves nothing that is trusted.
 
-use crate::cache::{BinaryRecord, Cache, ENTRY_FORMAT, EntryMeta, Verified};
-use crate::error::{IoContext, Result, RunnerError};
-use crate::executor::{Executor, Job, JobResult, log_tail};
-use crate::graph::{Graph, Source};
-use crate::hashing;
+use crate::cache::Cache;
+use crate::error::{Result, RunnerError};
+use crate::executor::{Executor, JobResult};
+use crate::graph::Graph;
 use crate::history::{self, HistoryRow};
-use crate::plan::{self, Decision, External, short};
+use crate::node::{NodeRun, run_node};
+use crate::plan::{self, Decision, External, Reason, UpstreamChange, short};
 use crate::resources::Pool;
 pub use crate::resources::detect_gpus;
-use crate::ui::{Ui, human_bytes, human_duration};
+use crate::ui::Ui;
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -135,6 +134,16 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
     let g = &ctx.graph;
     let (targets, forced) = selection(g, opts)?;
     let included = with_ancestors(g, &targets);
+    // Leases first, decisions second: an entry judged cached cannot be removed by a concurrent
+    // `gc` before this run has read it.
+    let _leases = if opts.dry_run {
+        Vec::new()
+    } else {
+        included
+            .iter()
+            .map(|&i| ctx.cache.lease(&ctx.keys[i]))
+            .collect::<Result<Vec<_>>>()?
+    };
     let decisions = plan::decide(
         g,
         &ctx.cache,
@@ -230,6 +239,9 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
                         changed = true;
                         continue;
                     }
+                    if crate::process::cancel_signal().is_some() {
+                        stop = true;
+                    }
                     if !deps
                         .iter()
                         .all(|&d| matches!(state[d], Some(Outcome::Cached | Outcome::Ran(_))))
@@ -252,7 +264,7 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
                                 &ctx.externals,
                                 i,
                                 &ups,
-                                false,
+                                opts.verify,
                             ) == Decision::Cached
                         {
                             ctx.cache
@@ -271,14 +283,23 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
                     running[i] = true;
                     changed = true;
                     let tx = tx.clone();
-                    let why = match &decisions[i] {
-                        Decision::Run(r) => r.join("; "),
-                        Decision::Cached => "an upstream entry was recomputed".into(),
+                    let reasons = match &decisions[i] {
+                        Decision::Run(r) => r.clone(),
+                        Decision::Cached => vec![Reason::Upstream {
+                            input: None,
+                            upstream: String::new(),
+                            change: UpstreamChange::Recomputed,
+                        }],
                     };
+                    let verify = opts.verify;
                     s.spawn(move || {
-                        let outcome = execute_node(ctx, i, is_forced, &why, gpus, exec, ui)
-                            .unwrap_or_else(|e| Outcome::Failed(e.to_string()));
-                        let _ = tx.send((i, outcome));
+                        let node = NodeRun {
+                            i,
+                            forced: is_forced,
+                            verify,
+                            reasons: &reasons,
+                        };
+                        let _ = tx.send((i, run_node(ctx, node, gpus, exec, ui)));
                     });
                 }
             }
@@ -296,9 +317,16 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
         }
         Ok(())
     })?;
+    let not_started = match crate::process::cancel_signal() {
+        Some(sig) => format!(
+            "not started: the run was cancelled ({})",
+            crate::process::signal_name(sig)
+        ),
+        None => "not started: the run stopped after a failure (use --keep-going to continue other stages)".into(),
+    };
     for &i in &included {
         if state[i].is_none() {
-            state[i] = Some(Outcome::Skipped("not started: the run stopped after a failure (use --keep-going to continue other stages)".into()));
+            state[i] = Some(Outcome::Skipped(not_started.clone()));
             order_done.push(i);
         }
     }
@@ -352,203 +380,12 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
     })
 }
 
-/// Takes the key's lock, re-checks the cache, runs the stage and commits its entry.
-fn execute_node(
-    ctx: &Context,
-    i: usize,
-    forced: bool,
-    why: &str,
-    gpus: Vec<String>,
-    exec: &dyn Executor,
-    ui: &Ui,
-) -> Result<Outcome> {
-    let g = &ctx.graph;
-    let n = &g.nodes[i];
-    let key = &ctx.keys[i];
-    let cache = &ctx.cache;
-    let mut waited = false;
-    let _lock = cache.lock(key, |holder| {
-        waited = true;
-        ui.line(&format!(
-            "… {}: waiting for another uda-pipe ({holder}) that is computing the same entry",
-            n.id
-        ));
-    })?;
-    if !forced {
-        let ups = vec![Some(Decision::Cached); g.nodes.len()];
-        if plan::decide_one(g, cache, &ctx.keys, &ctx.externals, i, &ups, false) == Decision::Cached
-        {
-            cache.set_latest(&g.name, &n.id, key)?;
-            let how = if waited || why.starts_with("never") || !why.contains("upstream") {
-                "computed by another uda-pipe process meanwhile"
-            } else {
-                "its upstream reran with identical outputs"
-            };
-            ui.line(&format!("✓ {} cached ({how})", n.id));
-            return Ok(Outcome::Cached);
-        }
-    }
-    if let Verified::Corrupt(details) = cache.verify(key, false) {
-        let to = cache.discard(key)?;
-        ui.line(&format!(
-            "warning: entry {key} of {} is corrupted ({details}); moved to {} and recomputing",
-            n.id,
-            to.display()
-        ));
-    }
-    let staging = cache.staging(key)?;
-    let out = staging.join("out");
-    let mut args: Vec<OsString> = vec!["--out".into(), out.clone().into()];
-    for inp in &n.inputs {
-        let path = match &inp.source {
-            Source::Node { node, subpath } => {
-                let base = cache.out_dir(&ctx.keys[*node]);
-                match subpath {
-                    Some(sp) => base.join(sp),
-                    None => base,
-                }
-            }
-            Source::External(p) => p.clone(),
-            Source::All { nodes } => {
-                let dir = staging.join("inputs").join(&inp.name);
-                std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
-                for &u in nodes {
-                    let link = dir.join(g.nodes[u].vars_label());
-                    std::os::unix::fs::symlink(cache.out_dir(&ctx.keys[u]), &link)
-                        .ctx(|| format!("linking {}", link.display()))?;
-                }
-                dir
-            }
-        };
-        let mut a = OsString::from(format!("{}=", inp.name));
-        a.push(path.as_os_str());
-        args.push("--input".into());
-        args.push(a);
-    }
-    let params_path = staging.join("params.json");
-    let params_text =
-        serde_json::to_vec_pretty(&n.params).map_err(|e| RunnerError::Usage(e.to_string()))?;
-    std::fs::write(&params_path, params_text)
-        .ctx(|| format!("writing {}", params_path.display()))?;
-    args.push("--params".into());
-    args.push(params_path.into());
-    let mut env = Vec::new();
-    if !gpus.is_empty() || n.resources.gpus > 0 {
-        env.push(("CUDA_VISIBLE_DEVICES".to_string(), gpus.join(",")));
-    }
-    env.push(("UDA_THREADS".to_string(), n.resources.cpus.to_string()));
-    env.push((
-        "UDA_RESUME_DIR".to_string(),
-        cache.resume_dir(key).display().to_string(),
-    ));
-    // libgomp's spinning waits make CPU training ~10x slower when cores are shared (measured:
-    // uda_train::cpu_threads_hint); a user's own setting wins.
-    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
-        env.push(("OMP_WAIT_POLICY".to_string(), "PASSIVE".to_string()));
-    }
-    env.push((
-        "RAYON_NUM_THREADS".to_string(),
-        n.resources.cpus.to_string(),
-    ));
-    let job = Job {
-        node: n.id.clone(),
-        binary: n.binary.path.clone(),
-        args,
-        workdir: staging.clone(),
-        log: staging.join("log.txt"),
-        env,
-        resources: n.resources,
-    };
-    ui.started(&n.id, &format!("running ({why})"));
-    let result = exec.execute(&job, &|u| ui.progress(&n.id, &u));
-    let result = match result {
-        Ok(r) => r,
-        Err(e) => {
-            ui.finished(&n.id, &format!("✗ {} could not be started: {e}", n.id));
-            crate::cache::remove_tree(&staging);
-            return Ok(Outcome::Failed(e.to_string()));
-        }
-    };
-    let failure = if !result.success() {
-        Some(result.describe())
-    } else if !out.is_dir() {
-        Some(format!(
-            "the stage exited with success but did not create its output folder {}",
-            out.display()
-        ))
-    } else {
-        n.outputs
-            .iter()
-            .find(|o| !out.join(o).exists())
-            .map(|o| format!("the stage did not write the declared output '{o}'"))
-    };
-    if let Some(what) = failure {
-        let failed_log = cache.failed_log(key);
-        let _ = std::fs::copy(&job.log, &failed_log);
-        let tail = log_tail(&job.log, 20);
-        crate::cache::remove_tree(&staging);
-        let indented: String = tail.lines().map(|l| format!("    | {l}\n")).collect();
-        ui.finished(
-            &n.id,
-            &format!(
-                "✗ {} failed after {}: {what}\n  log: {}\n{indented}",
-                n.id,
-                human_duration(result.duration),
-                failed_log.display()
-            ),
-        );
-        return Ok(Outcome::Failed(format!(
-            "{what} (log: {})",
-            failed_log.display()
-        )));
-    }
-    let (manifest, outputs_hash) = Cache::manifest(&out)?;
-    let metrics = std::fs::read_to_string(out.join(uda_stage::METRICS_FILE))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    let meta = EntryMeta {
-        format: ENTRY_FORMAT,
-        key: key.clone(),
-        kind: n.kind.clone(),
-        pipeline: g.name.clone(),
-        node: n.id.clone(),
-        binary: BinaryRecord {
-            path: n.binary.path.clone(),
-            blake3: hashing::hex(&n.binary.hash),
-        },
-        params: n.params.clone(),
-        inputs: plan::input_records(g, cache, &ctx.keys, &ctx.externals, i),
-        started: crate::cache::rfc3339(result.started_ms),
-        started_unix_ms: result.started_ms,
-        duration_s: result.duration.as_secs_f64(),
-        peak_rss_bytes: result.peak_rss_bytes,
-        exit_status: result.exit_status(),
-        outputs_hash,
-        manifest,
-        metrics,
-    };
-    cache.commit(&staging, &meta)?;
-    let _ = std::fs::remove_file(cache.failed_log(key));
-    cache.set_latest(&g.name, &n.id, key)?;
-    ui.finished(
-        &n.id,
-        &format!(
-            "✓ {} done in {} (peak {}, {} files, key {})",
-            n.id,
-            human_duration(result.duration),
-            human_bytes(result.peak_rss_bytes),
-            meta.manifest.len(),
-            short(key)
-        ),
-    );
-    Ok(Outcome::Ran(result))
-}
-
 /// Loads a pipeline file into a [`Context`] (parse, validate against the stage binaries, hash).
 pub fn load(path: &Path, sets: &[String], cache_override: Option<&Path>) -> Result<Context> {
     let mut issues = crate::pipeline::Issues::default();
-    let p = crate::pipeline::load(path, sets, &mut issues);
-    let Some(p) = p.filter(|_| issues.list.is_empty()) else {
+    // Every problem in one report: a file with issues is still checked against the stage
+    // binaries as far as it could be read, so the user does not fix it in rounds.
+    let Some(p) = crate::pipeline::load(path, sets, &mut issues) else {
         return Err(RunnerError::Invalid(issues.list));
     };
     let cache_dir = cache_override
@@ -556,7 +393,8 @@ pub fn load(path: &Path, sets: &[String], cache_override: Option<&Path>) -> Resu
         .unwrap_or_else(|| p.cache_dir.clone());
     let cache = Cache::open(&cache_dir)?;
     let registry = crate::describe::Registry::new(&cache.state_dir());
-    let Some(mut graph) = crate::graph::build(&p, &registry, &mut issues) else {
+    let graph = crate::graph::build(&p, &registry, &mut issues);
+    let Some(mut graph) = graph.filter(|_| issues.list.is_empty()) else {
         return Err(RunnerError::Invalid(issues.list));
     };
     graph.cache_dir = cache_dir;

@@ -13,6 +13,49 @@ pub(crate) fn parse_sweep(
     st: Option<&str>,
     resolve: &Resolve,
 ) -> Sweep {
+    let sweep = sweep_rows(y, issues, st, resolve);
+    let mut bad = false;
+    for (var, value) in sweep.0.iter().flatten() {
+        if let Some(why) = unsafe_in_names(value) {
+            issues.add(
+                sweep.2,
+                st,
+                format!("sweep variable '{var}': value {value} {why}; sweep values become part of node names and of paths under cache/latest/, so use a plain name (a param can map it to a path)"),
+            );
+            bad = true;
+        }
+    }
+    if bad {
+        return (vec![Vec::new()], Vec::new(), Loc::default());
+    }
+    sweep
+}
+
+/// Why a sweep value cannot be part of a node name and a file name, if it cannot.
+fn unsafe_in_names(value: &serde_json::Value) -> Option<&'static str> {
+    let text = match value {
+        serde_json::Value::String(s) => s.as_str(),
+        serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+            return Some("is a list or mapping");
+        }
+        _ => return None,
+    };
+    if text.contains('/') || text.contains('\\') {
+        Some("contains a path separator")
+    } else if text == "." || text == ".." {
+        Some("is a relative folder name")
+    } else if text.is_empty() {
+        Some("is empty")
+    } else if text.chars().any(|c| c.is_control()) {
+        Some("contains a control character")
+    } else if text.contains([',', '=', '[', ']']) {
+        Some("contains one of , = [ ] (they delimit instance names)")
+    } else {
+        None
+    }
+}
+
+fn sweep_rows(y: &Yaml, issues: &mut Issues, st: Option<&str>, resolve: &Resolve) -> Sweep {
     let foreach = y.get("foreach").and_then(|v| resolve(v, issues, st));
     let matrix = y.get("matrix").and_then(|v| resolve(v, issues, st));
     let none = (vec![Vec::new()], Vec::new(), Loc::default());

@@ -34,13 +34,18 @@ impl Ui {
         }
     }
 
-    /// Prints a line (above the live lines when there are any).
+    /// Prints a line (above the live lines when there are any). A closed or full output
+    /// (`uda-pipe run … 2>&1 | head -1`) is not an error: the run goes on and finishes, and what
+    /// it did stays in the cache, its logs and the run history.
     pub fn line(&self, s: &str) {
         match &self.multi {
             Some(m) => {
                 let _ = m.println(s);
             }
-            None => eprintln!("{s}"),
+            None => {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr().lock(), "{s}");
+            }
         }
     }
 

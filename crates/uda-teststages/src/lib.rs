@@ -21,6 +21,8 @@ pub struct GenParams {
     pub stamp: bool,
     /// Touch this many MiB of memory for 200 ms (to test peak-memory reporting).
     pub alloc_mb: u64,
+    /// Also write `files/link`, a symbolic link to this path (outputs must be plain files).
+    pub link_to: String,
 }
 
 impl Default for GenParams {
@@ -32,6 +34,7 @@ impl Default for GenParams {
             seed: 0,
             stamp: false,
             alloc_mb: 0,
+            link_to: String::new(),
         }
     }
 }
@@ -74,6 +77,9 @@ impl Stage for Gen {
             progress.inc(1);
         }
         progress.finish();
+        if !p.link_to.is_empty() {
+            std::os::unix::fs::symlink(&p.link_to, dir.join("link"))?;
+        }
         if p.stamp {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
