@@ -216,9 +216,21 @@ impl StageContext {
         &self,
         metrics: &BTreeMap<String, serde_json::Value>,
     ) -> anyhow::Result<()> {
+        Ok(self.save_metrics(metrics)?)
+    }
+
+    /// [`StageContext::write_metrics`] with the contract's own error, for library code (the
+    /// training session) that does not use anyhow.
+    pub fn save_metrics(
+        &self,
+        metrics: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<(), ContractError> {
         let path = self.out.join(METRICS_FILE);
-        let text = serde_json::to_string_pretty(metrics)?;
-        std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+        let text = serde_json::to_string_pretty(metrics).expect("JSON values serialize");
+        std::fs::write(&path, text).map_err(|source| ContractError::Io {
+            context: format!("writing {}", path.display()),
+            source,
+        })
     }
 }
 

@@ -1,5 +1,8 @@
 //! The training core shared by the training stages (`pretrain`, `contrastive-train`).
 //!
+//! * [`recipe`]: the training recipe ([`TrainRecipe`]): the params every training stage shares,
+//!   with their defaults and checks; [`session`]: the steps around a stage's own loss (network
+//!   and initial weights, resumable trainer, loaders, the outputs written at the end).
 //! * [`loader`]: worker threads read ImageSet Zarr arrays ([`source`]), crop/flip/grayscale and
 //!   normalise ([`augment`]) the batches of upcoming iterations, in an order fixed by
 //!   `(seed, iteration)` ([`sampler`]), and hand them over bounded channels; time spent waiting
@@ -39,8 +42,11 @@ pub mod log;
 pub mod losses;
 pub mod model_info;
 pub mod optim;
+mod preview;
+pub mod recipe;
 pub mod sampler;
 pub mod schedule;
+pub mod session;
 pub mod source;
 pub mod synthetic;
 pub mod trainer;
@@ -49,7 +55,10 @@ pub use error::TrainError;
 pub use loader::{Batch, Loader, LoaderConfig};
 pub use model_info::ModelInfo;
 pub use optim::{Optimizer, OptimizerConfig};
+pub use preview::PreviewError;
+pub use recipe::{OptimizerChoice, ScheduleChoice, TrainRecipe};
 pub use schedule::LrSchedule;
+pub use session::{FinishOptions, Session, SessionError};
 pub use trainer::{StepLosses, TrainSummary, Trainer, TrainerConfig, WaitMeter};
 
 use std::path::{Path, PathBuf};

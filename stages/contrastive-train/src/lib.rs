@@ -27,7 +27,6 @@ pub mod params;
 mod source;
 
 use anyhow::Context;
-use pretrain::session;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -38,8 +37,9 @@ use uda_train::contrastive::{
 };
 use uda_train::losses::{charbonnier_entropy, segmentation_cross_entropy};
 use uda_train::sampler::derive_seed;
+use uda_train::session::{init_input, training_outputs};
 use uda_train::source::{ImageSetSource, SampleSource};
-use uda_train::{Loader, StepLosses};
+use uda_train::{FinishOptions, Loader, Session, StepLosses};
 
 pub use params::{ContrastiveOptions, ContrastiveParams, LabelSource};
 pub use source::PseudoLabelledSource;
@@ -78,12 +78,12 @@ impl Stage for ContrastiveTrain {
                 doc: "pseudolabel-dump output for the target images (needed unless labels=ground_truth)",
                 required: false,
             },
-            pretrain::init_input(),
+            init_input(),
         ]
     }
 
     fn outputs() -> Vec<OutputSpec> {
-        pretrain::training_outputs("target images as fed to the model beside its predictions")
+        training_outputs("target images as fed to the model beside its predictions")
     }
 
     fn validate(p: &ContrastiveParams) -> Result<(), Vec<ParamProblem>> {
@@ -121,10 +121,10 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
     let translated = source::open_translation(target_dir, ts_dir)?;
 
     let init = ctx.optional_input("init");
-    let model = session::build_model(kind, p, init)?;
+    let session = Session::start(kind, p, init)?;
     let head = ProjectionHead::new(
-        &(model.vs.root().set_group(uda_models::GROUP_HEAD) / HEAD_PREFIX),
-        model.net.feature_dim(),
+        &(session.vs().root().set_group(uda_models::GROUP_HEAD) / HEAD_PREFIX),
+        session.net().feature_dim(),
         c.proj_dim,
     );
     let mut inputs: Vec<(&str, &Path)> = vec![
@@ -134,25 +134,19 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
     ];
     inputs.extend(pseudo_dir.map(|d| ("pseudo", d)));
     inputs.extend(init.map(|d| ("init", d)));
-    let (mut trainer, start) = session::make_trainer(
-        kind,
-        ctx,
-        p,
-        &serde_json::to_value(params)?,
-        &inputs,
-        &model.vs,
-    )?;
+    // The fingerprint covers the recipe's result params and every contrastive option.
+    let (mut trainer, start) = session.trainer(ctx, c, &inputs)?;
 
-    let (net, device) = (&model.net, model.device);
+    let (net, device) = (session.net(), session.device());
     let mut source_loader = Loader::new(
         Arc::clone(&source),
-        session::loader_config(p, Some(p.crop), true, "source", net),
+        session.loader_config(Some(p.crop), true, "source"),
         start,
         p.iterations,
     )?;
     trainer.watch(source_loader.meter());
     // Same purpose → same RNG stream → same images and crops in both target loaders.
-    let target_cfg = session::loader_config(p, p.target_crop, true, "target", net);
+    let target_cfg = session.loader_config(p.target_crop, true, "target");
     let use_cl = c.lambda_cl > 0.0;
     // CE only needs no target pass: it would only move the BatchNorm running statistics toward
     // the target (an AdaBN-like adaptation the CE-only ablation must not get unless `target_bn`
@@ -252,17 +246,15 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
             .into(),
     );
     let head_prefix = format!("{HEAD_PREFIX}.");
-    session::finish(
+    session.finish(
         ctx,
-        kind,
-        p,
-        &model,
         &trainer,
         &summary,
-        session::FinishOptions {
+        FinishOptions {
             preview_set: target.as_ref(),
             is_model_var: &|name| !name.starts_with(&head_prefix),
             extra_metrics: extra,
         },
-    )
+    )?;
+    Ok(())
 }

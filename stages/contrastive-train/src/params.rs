@@ -1,15 +1,15 @@
-//! Params: the shared training recipe ([`PretrainParams`]) plus the contrastive options, written
+//! Params: the shared training recipe ([`TrainRecipe`]) plus the contrastive options, written
 //! side by side in one flat object (`lr: ..., lambda_cl: ...`) as in `pipeline.yaml`.
 //!
 //! serde's `flatten` cannot be combined with `deny_unknown_fields`, so the object is split by
-//! key: the contrastive keys go to [`ContrastiveOptions`], the rest to [`PretrainParams`], each
+//! key: the contrastive keys go to [`ContrastiveOptions`], the rest to [`TrainRecipe`], each
 //! still rejecting unknown keys by name.
 
-use pretrain::PretrainParams;
 use serde::de::Error as _;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uda_stage::{ParamProblem, ParamProblems};
+use uda_train::TrainRecipe;
 
 /// Where the target's contrastive labels come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,16 +104,16 @@ impl ContrastiveParams {
 pub struct ContrastiveParams {
     /// The recipe shared with `pretrain`. Defaults differ in one place: `grayscale` is off (the
     /// final model trains on colour s→t images).
-    pub train: PretrainParams,
+    pub train: TrainRecipe,
     pub contrastive: ContrastiveOptions,
 }
 
 impl Default for ContrastiveParams {
     fn default() -> Self {
         Self {
-            train: PretrainParams {
+            train: TrainRecipe {
                 grayscale: false,
-                ..PretrainParams::default()
+                ..TrainRecipe::default()
             },
             contrastive: ContrastiveOptions::default(),
         }
@@ -153,7 +153,7 @@ impl<'de> Deserialize<'de> for ContrastiveParams {
             if contrastive_keys.contains_key(&k) {
                 contrastive.insert(k, v);
             } else {
-                // Unknown keys land here and are named by PretrainParams' deny_unknown_fields.
+                // Unknown keys land here and are named by TrainRecipe' deny_unknown_fields.
                 train.insert(k, v);
             }
         }

@@ -13,12 +13,8 @@
 //! Checkpoints go to the resume folder described in [`uda_train`] (`UDA_RESUME_DIR`, or
 //! `<out>.resume/`); a killed run started again with the same params and inputs resumes there.
 //!
-//! The library is also the training recipe `contrastive-train` builds on: [`params`] and
-//! [`session`].
-
-pub mod params;
-mod preview;
-pub mod session;
+//! The training recipe (params) and the steps around the loss are [`uda_train::recipe`] and
+//! [`uda_train::session`], shared with `contrastive-train`.
 
 use anyhow::Context;
 use std::collections::BTreeMap;
@@ -26,12 +22,9 @@ use std::path::Path;
 use std::sync::Arc;
 use uda_stage::{InputSpec, OutputSpec, ParamProblem, Stage, StageContext};
 use uda_train::losses::{charbonnier_entropy, segmentation_cross_entropy};
-use uda_train::model_info::{MODEL_JSON, MODEL_WEIGHTS};
+use uda_train::session::{init_input, training_outputs};
 use uda_train::source::{ImageSetSource, SampleSource};
-use uda_train::{Loader, StepLosses};
-
-pub use params::{OptimizerChoice, PretrainParams};
-pub use session::{PREVIEW, TRAIN_LOG};
+use uda_train::{FinishOptions, Loader, Session, StepLosses, TrainRecipe};
 
 /// The stage.
 #[derive(Debug)]
@@ -40,7 +33,7 @@ pub struct Pretrain;
 impl Stage for Pretrain {
     const KIND: &'static str = "pretrain";
     const DOC: &'static str = "Train the first model: CE on (grayscale) source + lambda_ent * Charbonnier entropy on target (paper 4.1)";
-    type Params = PretrainParams;
+    type Params = TrainRecipe;
 
     fn inputs() -> Vec<InputSpec> {
         vec![
@@ -62,51 +55,16 @@ impl Stage for Pretrain {
         training_outputs("target images as fed to the model beside its predictions")
     }
 
-    fn validate(p: &PretrainParams) -> Result<(), Vec<ParamProblem>> {
+    fn validate(p: &TrainRecipe) -> Result<(), Vec<ParamProblem>> {
         p.validate()
     }
 
-    fn run(ctx: &StageContext, p: &PretrainParams) -> anyhow::Result<()> {
+    fn run(ctx: &StageContext, p: &TrainRecipe) -> anyhow::Result<()> {
         run(ctx, p)
     }
 }
 
-/// The optional `init` input every training stage takes.
-pub fn init_input() -> InputSpec {
-    InputSpec {
-        name: "init",
-        doc: "initial weights: a .safetensors file or a folder with one (naming: param init_naming)",
-        required: false,
-    }
-}
-
-/// The outputs every training stage writes (see [`session::finish`]).
-pub fn training_outputs(preview_doc: &'static str) -> Vec<OutputSpec> {
-    vec![
-        OutputSpec {
-            name: MODEL_WEIGHTS,
-            doc: "trained weights (uda-models native naming)",
-        },
-        OutputSpec {
-            name: MODEL_JSON,
-            doc: "backbone, classes, input normalisation, grayscale flag",
-        },
-        OutputSpec {
-            name: TRAIN_LOG,
-            doc: "iteration, lr, loss terms, data_wait_s, step_s per log window",
-        },
-        OutputSpec {
-            name: PREVIEW,
-            doc: preview_doc,
-        },
-        OutputSpec {
-            name: uda_stage::METRICS_FILE,
-            doc: "final losses, data-wait fraction, speed",
-        },
-    ]
-}
-
-fn run(ctx: &StageContext, p: &PretrainParams) -> anyhow::Result<()> {
+fn run(ctx: &StageContext, p: &TrainRecipe) -> anyhow::Result<()> {
     let source_dir = ctx.input("source")?;
     let source: Arc<dyn SampleSource> = Arc::new(ImageSetSource::open(source_dir, true)?);
     let target_dir: Option<&Path> = if p.lambda_ent > 0.0 {
@@ -122,24 +80,17 @@ fn run(ctx: &StageContext, p: &PretrainParams) -> anyhow::Result<()> {
     };
 
     let init = ctx.optional_input("init");
-    let model = session::build_model(Pretrain::KIND, p, init)?;
+    let session = Session::start(Pretrain::KIND, p, init)?;
     let mut inputs: Vec<(&str, &Path)> = vec![("source", source_dir)];
     inputs.extend(target_dir.map(|d| ("target", d)));
     inputs.extend(init.map(|d| ("init", d)));
-    let (mut trainer, start) = session::make_trainer(
-        Pretrain::KIND,
-        ctx,
-        p,
-        &serde_json::to_value(p)?,
-        &inputs,
-        &model.vs,
-    )?;
+    let (mut trainer, start) = session.trainer(ctx, &(), &inputs)?;
 
-    let net = &model.net;
-    let device = model.device;
+    let net = session.net();
+    let device = session.device();
     let mut source_loader = Loader::new(
         Arc::clone(&source),
-        session::loader_config(p, Some(p.crop), true, "source", net),
+        session.loader_config(Some(p.crop), true, "source"),
         start,
         p.iterations,
     )?;
@@ -148,7 +99,7 @@ fn run(ctx: &StageContext, p: &PretrainParams) -> anyhow::Result<()> {
         Some(t) => {
             let l = Loader::new(
                 Arc::clone(t),
-                session::loader_config(p, p.target_crop, false, "target", net),
+                session.loader_config(p.target_crop, false, "target"),
                 start,
                 p.iterations,
             )?;
@@ -184,17 +135,15 @@ fn run(ctx: &StageContext, p: &PretrainParams) -> anyhow::Result<()> {
     drop(target_loader);
 
     let preview_set = target.as_ref().unwrap_or(&source);
-    session::finish(
+    session.finish(
         ctx,
-        Pretrain::KIND,
-        p,
-        &model,
         &trainer,
         &summary,
-        session::FinishOptions {
+        FinishOptions {
             preview_set: preview_set.as_ref(),
             is_model_var: &|_| true,
             extra_metrics: BTreeMap::new(),
         },
-    )
+    )?;
+    Ok(())
 }

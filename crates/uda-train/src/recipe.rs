@@ -1,10 +1,15 @@
-//! The params every training stage shares (the paper's training recipe), with their checks.
+//! The training recipe every training stage shares (the paper's §4 settings: backbone, crops,
+//! optimiser, schedule, entropy term, loader), as the flat params object of `pipeline.yaml`,
+//! with its checks.
+//!
+//! The serialized names and defaults are part of the runner's cache keys and of pipeline files:
+//! renaming a field or changing a default changes every cached result.
 
+use crate::losses::{DEFAULT_CHARBONNIER_EPS, DEFAULT_ETA};
+use crate::{LrSchedule, OptimizerConfig};
 use serde::{Deserialize, Serialize};
 use uda_models::{Backbone, ModelConfig, WeightNaming};
 use uda_stage::{ParamProblem, ParamProblems};
-use uda_train::losses::{DEFAULT_CHARBONNIER_EPS, DEFAULT_ETA};
-use uda_train::{LrSchedule, OptimizerConfig};
 
 /// Which optimiser; `auto` is the paper's choice for the backbone (SGD + poly for DeepLabV2 and
 /// ENet, Adam + step decay for FCN-8s VGG16).
@@ -29,10 +34,10 @@ pub enum ScheduleChoice {
     Step,
 }
 
-/// Params (all optional; defaults are the paper's where it gives them).
+/// The recipe's params (all optional; defaults are the paper's where it gives them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct PretrainParams {
+pub struct TrainRecipe {
     pub backbone: Backbone,
     pub iterations: u64,
     /// Images per batch, from each domain.
@@ -90,7 +95,7 @@ pub struct PretrainParams {
     pub checkpoint_every: u64,
 }
 
-impl Default for PretrainParams {
+impl Default for TrainRecipe {
     fn default() -> Self {
         Self {
             backbone: Backbone::Deeplabv2Resnet101,
@@ -125,18 +130,99 @@ impl Default for PretrainParams {
     }
 }
 
-/// Params that do not change the trained weights, left out of the resume fingerprint so a run
-/// can be resumed with, e.g., more loader threads.
-pub const NON_RESULT_PARAMS: [&str; 6] = [
-    "device",
-    "threads",
-    "workers",
-    "prefetch",
-    "log_every",
-    "checkpoint_every",
-];
+/// The recipe without the settings that do not change the trained weights (device, threads,
+/// loader sizes, log and checkpoint intervals), serialized under the same names: what the resume
+/// fingerprint covers, so a run can be resumed with, e.g., more loader threads.
+#[derive(Serialize)]
+struct ResultPart<'a> {
+    backbone: &'a Backbone,
+    iterations: &'a u64,
+    batch: &'a usize,
+    crop: &'a [usize; 2],
+    target_crop: &'a Option<[usize; 2]>,
+    flip: &'a bool,
+    grayscale: &'a bool,
+    lambda_ent: &'a f64,
+    eta: &'a f64,
+    charbonnier_eps: &'a f64,
+    ent_start: &'a u64,
+    optimizer: &'a OptimizerChoice,
+    lr: &'a Option<f64>,
+    momentum: &'a f64,
+    weight_decay: &'a Option<f64>,
+    adam_betas: &'a [f64; 2],
+    schedule: &'a ScheduleChoice,
+    poly_power: &'a f64,
+    head_lr_mult: &'a f64,
+    freeze_bn: &'a Option<bool>,
+    init_naming: &'a Option<WeightNaming>,
+    seed: &'a u64,
+}
 
-impl PretrainParams {
+impl TrainRecipe {
+    /// The params that change the trained weights, as a JSON object under their usual names.
+    pub fn result_params(&self) -> serde_json::Map<String, serde_json::Value> {
+        // Exhaustive, so a new field has to be put on one side or the other.
+        let Self {
+            backbone,
+            iterations,
+            batch,
+            crop,
+            target_crop,
+            flip,
+            grayscale,
+            lambda_ent,
+            eta,
+            charbonnier_eps,
+            ent_start,
+            optimizer,
+            lr,
+            momentum,
+            weight_decay,
+            adam_betas,
+            schedule,
+            poly_power,
+            head_lr_mult,
+            freeze_bn,
+            init_naming,
+            seed,
+            device: _,
+            threads: _,
+            workers: _,
+            prefetch: _,
+            log_every: _,
+            checkpoint_every: _,
+        } = self;
+        let part = ResultPart {
+            backbone,
+            iterations,
+            batch,
+            crop,
+            target_crop,
+            flip,
+            grayscale,
+            lambda_ent,
+            eta,
+            charbonnier_eps,
+            ent_start,
+            optimizer,
+            lr,
+            momentum,
+            weight_decay,
+            adam_betas,
+            schedule,
+            poly_power,
+            head_lr_mult,
+            freeze_bn,
+            init_naming,
+            seed,
+        };
+        match serde_json::to_value(part) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => unreachable!("a struct of plain values serializes to an object"),
+        }
+    }
+
     fn use_adam(&self) -> bool {
         match self.optimizer {
             OptimizerChoice::Auto => self.backbone == Backbone::Fcn8sVgg16,
@@ -274,14 +360,14 @@ impl PretrainParams {
 mod tests {
     use super::*;
 
-    fn params(optimizer: OptimizerChoice, schedule: ScheduleChoice) -> PretrainParams {
-        PretrainParams {
+    fn params(optimizer: OptimizerChoice, schedule: ScheduleChoice) -> TrainRecipe {
+        TrainRecipe {
             backbone: Backbone::Enet,
             iterations: 800,
             optimizer,
             schedule,
             lr: Some(1e-3),
-            ..PretrainParams::default()
+            ..TrainRecipe::default()
         }
     }
 
@@ -305,16 +391,47 @@ mod tests {
     }
 
     #[test]
+    fn result_params_leave_out_exactly_the_run_settings() {
+        let p = TrainRecipe::default();
+        let all = match serde_json::to_value(&p).unwrap() {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let result = p.result_params();
+        let left_out: Vec<&str> = all
+            .keys()
+            .filter(|k| !result.contains_key(*k))
+            .map(String::as_str)
+            .collect();
+        let mut left_out = left_out;
+        left_out.sort();
+        assert_eq!(
+            left_out,
+            [
+                "checkpoint_every",
+                "device",
+                "log_every",
+                "prefetch",
+                "threads",
+                "workers"
+            ]
+        );
+        for (k, v) in &result {
+            assert_eq!(&all[k], v, "{k}");
+        }
+    }
+
+    #[test]
     fn validate_names_every_bad_param() {
-        PretrainParams::default().validate().unwrap();
-        let bad = PretrainParams {
+        TrainRecipe::default().validate().unwrap();
+        let bad = TrainRecipe {
             iterations: 0,
             crop: [0, 512],
             eta: -1.0,
             lr: Some(0.0),
             momentum: 1.0,
             device: "gpu".into(),
-            ..PretrainParams::default()
+            ..TrainRecipe::default()
         };
         let problems = bad.validate().unwrap_err();
         let names: Vec<&str> = problems.iter().map(|p| p.param.as_str()).collect();

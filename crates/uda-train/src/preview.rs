@@ -1,30 +1,42 @@
 //! `preview.png`: the first few images of a set, as the model sees them (grayscale when trained
 //! so), each beside the model's prediction in the Cityscapes colours.
 
-use anyhow::Context;
+use crate::TrainError;
+use crate::augment::{Augmentation, image_to_chw, luma_pil};
+use crate::source::SampleSource;
 use std::path::Path;
 use uda_models::SegNet;
-use uda_models::tch::{Device, Kind, Tensor};
-use uda_train::augment::{Augmentation, image_to_chw, luma_pil};
-use uda_train::source::SampleSource;
+use uda_models::tch::{Device, Kind, TchError, Tensor};
+
+/// Why the preview could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum PreviewError {
+    #[error("reading a preview image")]
+    Read(#[source] TrainError),
+    #[error("reading a prediction")]
+    Prediction(#[source] TchError),
+    #[error("writing the panel")]
+    Write(#[source] uda_data::DataError),
+}
 
 /// How many images the preview shows.
-pub const PREVIEW_IMAGES: usize = 2;
+pub(crate) const PREVIEW_IMAGES: usize = 2;
 
-pub fn write(
+pub(crate) fn write(
     path: &Path,
     set: &dyn SampleSource,
     net: &SegNet,
     device: Device,
     grayscale: bool,
-) -> anyhow::Result<()> {
+) -> Result<(), PreviewError> {
     let (h, w) = set.size();
     let norm = net.input_normalization();
     let mut raw = vec![0u8; h * w * 3];
     let mut input = vec![0f32; 3 * h * w];
     let mut tiles: Vec<Vec<u8>> = Vec::new();
     for index in 0..PREVIEW_IMAGES.min(set.len()) {
-        set.read_image(index, &mut raw)?;
+        set.read_image(index, &mut raw)
+            .map_err(PreviewError::Read)?;
         image_to_chw(
             &raw,
             (h, w),
@@ -43,14 +55,14 @@ pub fn write(
             .to_device(device);
         let pred = uda_models::tch::no_grad(|| {
             let logits = net.forward_t(&x, false).logits;
-            uda_train::losses::upsample_to(&logits, h as i64, w as i64).argmax(1, false)
+            crate::losses::upsample_to(&logits, h as i64, w as i64).argmax(1, false)
         });
         let ids: Vec<u8> = Vec::<i64>::try_from(
             pred.to_kind(Kind::Int64)
                 .to_device(Device::Cpu)
                 .flatten(0, -1),
         )
-        .context("reading a prediction")?
+        .map_err(PreviewError::Prediction)?
         .into_iter()
         .map(|v| v as u8)
         .collect();
@@ -65,7 +77,5 @@ pub fn write(
         tiles.push(uda_data::classes::colorize(&ids));
     }
     let refs: Vec<(usize, &[u8])> = tiles.iter().map(|t| (w, t.as_slice())).collect();
-    uda_data::png::write_panel(path, h, &refs)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    uda_data::png::write_panel(path, h, &refs).map_err(PreviewError::Write)
 }
