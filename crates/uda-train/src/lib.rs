@@ -12,7 +12,8 @@
 //!   contrastive loss of the second model and its projection head.
 //! * [`trainer`]: the loop — NaN/inf checks, Parquet log ([`log`]), progress, checkpoints and
 //!   exact resume ([`checkpoint`]).
-//! * [`model_info`]: `model.json`, how a later stage rebuilds a trained model.
+//! * [`model_info`]: `model.json`, how a later stage rebuilds a trained model;
+//!   [`inference`]: loading and running it (evaluation, pseudo-labels).
 //! * [`synthetic`]: small street-like ImageSets for tests and benchmarks.
 //!
 //! # Resume folder (for the runner and for people)
@@ -37,6 +38,7 @@ pub mod augment;
 pub mod checkpoint;
 pub mod contrastive;
 mod error;
+pub mod inference;
 pub mod loader;
 pub mod log;
 pub mod losses;

@@ -24,7 +24,7 @@ pub mod model;
 mod model_mode;
 
 pub use cli::{main, translate_args};
-pub use model::{Predictor, TchPredictor, Upsample, read_model_meta};
+pub use model::{Predictor, TchPredictor, Upsample};
 pub use model_mode::{ModelEvalSet, score_imageset};
 
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! Model mode: predict every image of an ImageSet and score it against its labels.
 
-use crate::model::{Predictor, TchPredictor, read_model_meta};
+use crate::model::{Predictor, TchPredictor};
 use crate::{EvaluateParams, PANELS, params_json};
 use anyhow::Context;
 use std::path::Path;
@@ -145,9 +145,9 @@ pub(crate) fn run(ctx: &StageContext, params: &EvaluateParams) -> anyhow::Result
         );
     };
     let set = ModelEvalSet::open(data_dir, ctx.optional_input("labels"))?;
-    let (_, model_meta) = read_model_meta(model_dir)?;
     let device = uda_models::device_from_spec(&params.device).context("param device")?;
     let mut predictor = TchPredictor::load(model_dir, device, params.upsample)?;
+    let model_meta = predictor.checkpoint().model_json().to_string();
     let progress = ctx.progress("predict", set.data.len() as u64);
     let images = score_imageset(&mut predictor, &set, params, &ctx.out_path(PANELS), &|n| {
         progress.inc(n)

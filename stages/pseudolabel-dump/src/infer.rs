@@ -1,49 +1,25 @@
 //! Averaged softmax of one or several checkpoints, at image resolution.
 
 use crate::thresholds::quantize;
-use std::path::{Path, PathBuf};
-use uda_data::classes::NUM_CLASSES;
-use uda_models::SegNet;
-use uda_models::tch::{self, Device, Kind, Tensor, nn::VarStore};
-use uda_train::ModelInfo;
-
-#[derive(Debug)]
-struct Member {
-    // Owns the variables `net` refers to.
-    _vs: VarStore,
-    net: SegNet,
-    info: ModelInfo,
-    dir: PathBuf,
-}
+use std::path::PathBuf;
+use uda_models::tch::{Device, Kind, Tensor};
+use uda_train::inference::{Checkpoint, InferenceError, Upsample};
 
 /// Equal-weight softmax ensemble (FDA's MBT with one model per β; one member is plain
 /// inference).
 #[derive(Debug)]
 pub struct Ensemble {
-    members: Vec<Member>,
-    device: Device,
+    members: Vec<Checkpoint>,
 }
 
 impl Ensemble {
-    pub fn load(dirs: &[PathBuf], device: Device) -> anyhow::Result<Self> {
-        let mut members = Vec::with_capacity(dirs.len());
-        for dir in dirs {
-            let mut vs = VarStore::new(device);
-            let (info, net) = ModelInfo::load_model(dir, &mut vs)?;
-            anyhow::ensure!(
-                info.num_classes == NUM_CLASSES as i64,
-                "{}: the model predicts {} classes; pseudo-labels need the {NUM_CLASSES} train ids",
-                dir.join(uda_train::model_info::MODEL_JSON).display(),
-                info.num_classes
-            );
-            members.push(Member {
-                _vs: vs,
-                net,
-                info,
-                dir: dir.clone(),
-            });
-        }
-        Ok(Self { members, device })
+    pub fn load(dirs: &[PathBuf], device: Device) -> Result<Self, InferenceError> {
+        let members = dirs
+            .iter()
+            .map(|dir| Checkpoint::load(dir, device))
+            .collect::<Result<Vec<_>, _>>()?;
+        assert!(!members.is_empty(), "an ensemble has members");
+        Ok(Self { members })
     }
 
     /// Mean softmax `(count, 19, h, w)` of `count` RGB images `(count, h, w, 3)` u8, each
@@ -54,28 +30,21 @@ impl Ensemble {
         count: usize,
         h: usize,
         w: usize,
-    ) -> anyhow::Result<Tensor> {
-        tch::no_grad(|| -> anyhow::Result<Tensor> {
-            let mut sum: Option<Tensor> = None;
-            for m in &self.members {
-                let x = m
-                    .info
-                    .input_tensor(rgb, count, h, w, self.device)
-                    .map_err(|e| member_error(&m.dir, e))?;
-                let logits = m.net.forward_t(&x, false).logits;
-                // Bilinear resizing is linear, so resizing each member before averaging equals
-                // FDA's average-then-resize, and members of different output strides can mix.
-                let p = logits
-                    .f_softmax(1, Kind::Float)
-                    .and_then(|p| p.f_upsample_bilinear2d([h as i64, w as i64], true, None, None))
-                    .map_err(|e| member_error(&m.dir, e))?;
-                sum = Some(match sum {
-                    Some(s) => s + p,
-                    None => p,
-                });
-            }
-            Ok(sum.expect("an ensemble has members") / self.members.len() as f64)
-        })
+    ) -> Result<Tensor, InferenceError> {
+        let mut sum: Option<Tensor> = None;
+        for m in &self.members {
+            // Bilinear resizing is linear, so resizing each member before averaging equals
+            // FDA's average-then-resize, and members of different output strides can mix.
+            let p = m.scores(rgb, count, [h, w], [h, w], Upsample::Softmax)?;
+            sum = Some(match sum {
+                Some(s) => s.f_add(&p).map_err(|e| m.torch_error(e))?,
+                None => p,
+            });
+        }
+        let first = &self.members[0];
+        sum.expect("an ensemble has members")
+            .f_div_scalar(self.members.len() as f64)
+            .map_err(|e| first.torch_error(e))
     }
 
     /// Arg-max train ids and quantised confidences (`round(255 · max p)`), `count · h · w` each.
@@ -85,25 +54,26 @@ impl Ensemble {
         count: usize,
         h: usize,
         w: usize,
-    ) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    ) -> Result<(Vec<u8>, Vec<u8>), InferenceError> {
         let probs = self.probabilities(rgb, count, h, w)?;
-        let (max, arg) = probs.max_dim(1, false);
-        let pred = Vec::<u8>::try_from(
-            arg.to_kind(Kind::Uint8)
-                .to_device(Device::Cpu)
-                .contiguous()
-                .view([-1]),
-        )?;
-        let conf: Vec<f32> = Vec::<f32>::try_from(
-            max.to_kind(Kind::Float)
-                .to_device(Device::Cpu)
-                .contiguous()
-                .view([-1]),
-        )?;
+        let first = &self.members[0];
+        let to_vec = || -> Result<(Vec<u8>, Vec<f32>), uda_models::tch::TchError> {
+            let (max, arg) = probs.f_max_dim(1, false)?;
+            let pred = Vec::<u8>::try_from(
+                arg.f_to_kind(Kind::Uint8)?
+                    .f_to_device(Device::Cpu)?
+                    .f_contiguous()?
+                    .f_view([-1])?,
+            )?;
+            let conf = Vec::<f32>::try_from(
+                max.f_to_kind(Kind::Float)?
+                    .f_to_device(Device::Cpu)?
+                    .f_contiguous()?
+                    .f_view([-1])?,
+            )?;
+            Ok((pred, conf))
+        };
+        let (pred, conf) = to_vec().map_err(|e| first.torch_error(e))?;
         Ok((pred, conf.into_iter().map(quantize).collect()))
     }
-}
-
-fn member_error(dir: &Path, e: tch::TchError) -> anyhow::Error {
-    anyhow::anyhow!("running the model of {}: {e}", dir.display())
 }
