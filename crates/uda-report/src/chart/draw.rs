@@ -130,17 +130,17 @@ where
             .zip(&series.errors)
             .enumerate()
             .filter_map(|(i, (v, e))| {
-                let (v, e) = (v.as_ref()?, e.as_ref()?);
+                let (v, e) = (v.as_ref()?, e.as_ref().filter(|e| **e > 0.0)?);
                 let x = i as f64 + 0.1 + (s as f64 + 0.5) * bw;
-                Some(ErrorBar::new_vertical(
+                Some(whisker(
                     x,
                     (v - e).max(lo),
-                    *v,
                     (v + e).min(hi),
-                    BLACK.stroke_width(1),
-                    4,
+                    bw * 0.3,
+                    BLACK,
                 ))
-            });
+            })
+            .flatten();
         chart.draw_series(whiskers)?;
     }
     chart.draw_series(std::iter::once(PathElement::new(
@@ -155,6 +155,17 @@ where
         root.draw(&Text::new(name.clone(), (x, y + 6), style.clone()))?;
     }
     Ok(())
+}
+
+/// An error bar from `lo` to `hi` at `x` with caps `cap` wide on each side (data units). Drawn
+/// as paths: plotters' `ErrorBar` also marks the mean with a circle, noise on top of a bar.
+fn whisker(x: f64, lo: f64, hi: f64, cap: f64, c: RGBColor) -> [PathElement<(f64, f64)>; 3] {
+    let style = c.stroke_width(1);
+    [
+        PathElement::new(vec![(x, lo), (x, hi)], style),
+        PathElement::new(vec![(x - cap, lo), (x + cap, lo)], style),
+        PathElement::new(vec![(x - cap, hi), (x + cap, hi)], style),
+    ]
 }
 
 /// Axis range of `values` with a margin, never empty.
@@ -204,18 +215,19 @@ where
     let number = |v: &f64| short(*v);
     let blank = |_: &f64| String::new();
     let mut mesh = chart.configure_mesh();
-    mesh.x_desc(l.x_label.as_str())
-        .y_desc(l.y_label.as_str())
+    mesh.y_desc(l.y_label.as_str())
         .label_style(font(11))
         .axis_desc_style(font(12))
         .y_label_formatter(&number)
         .max_light_lines(1)
         .x_labels(6);
     if l.x_ticks.is_some() {
-        // Category names are drawn under their points below.
-        mesh.disable_x_mesh().x_label_formatter(&blank);
+        // Category names are drawn under their points below, with the axis description.
+        mesh.disable_x_mesh()
+            .disable_x_axis()
+            .x_label_formatter(&blank);
     } else {
-        mesh.x_label_formatter(&number);
+        mesh.x_desc(l.x_label.as_str()).x_label_formatter(&number);
     }
     mesh.draw()?;
     for s in &l.series {
@@ -228,19 +240,36 @@ where
         if l.markers || s.points.len() <= SHORT {
             chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
         }
-        if !s.errors.is_empty() {
-            let bars = s.points.iter().zip(&s.errors).map(|(&(x, y), &e)| {
-                ErrorBar::new_vertical(x, y - e, y, y + e, c.stroke_width(1), 8)
-            });
-            chart.draw_series(bars)?;
-        }
+        let cap = (x1 - x0) * 0.012;
+        let bars = s
+            .points
+            .iter()
+            .zip(&s.errors)
+            .filter(|(_, e)| **e > 0.0)
+            .flat_map(|(&(x, y), &e)| whisker(x, y - e, y + e, cap, c));
+        chart.draw_series(bars)?;
     }
     if let Some(ticks) = &l.x_ticks {
         let style = font(11).pos(Pos::new(HPos::Center, VPos::Top));
         for (i, t) in ticks.iter().enumerate() {
             let (x, y) = chart.backend_coord(&(i as f64, y0));
-            root.draw(&Text::new(t.clone(), (x, y + 4), style.clone()))?;
+            root.draw(&PathElement::new(
+                vec![(x, y), (x, y + 3)],
+                BLACK.stroke_width(1),
+            ))?;
+            root.draw(&Text::new(t.clone(), (x, y + 5), style.clone()))?;
         }
+        let (left, y) = chart.backend_coord(&(x0, y0));
+        let (right, _) = chart.backend_coord(&(x1, y0));
+        root.draw(&PathElement::new(
+            vec![(left, y), (right, y)],
+            BLACK.stroke_width(1),
+        ))?;
+        root.draw(&Text::new(
+            l.x_label.clone(),
+            ((left + right) / 2, y + 20),
+            font(12).pos(Pos::new(HPos::Center, VPos::Top)),
+        ))?;
     }
     Ok(())
 }

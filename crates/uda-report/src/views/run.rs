@@ -115,7 +115,33 @@ pub(crate) fn dag(nodes: &[DagNode], history: &[Record]) -> Dag {
             break;
         }
     }
-    let mut used = vec![0usize; nodes.len() + 1];
+    // Slots: layer by layer, nodes sorted by the mean slot of their inputs (the barycentre
+    // heuristic), ties in pipeline order, so edges mostly run straight and cross less.
+    let mut slot = vec![0usize; nodes.len()];
+    let depth = layer.iter().copied().max().unwrap_or(0);
+    for l in 0..=depth {
+        let mut members: Vec<(f64, usize)> = (0..nodes.len())
+            .filter(|&i| layer[i] == l)
+            .map(|i| {
+                let deps: Vec<f64> = nodes[i]
+                    .deps
+                    .iter()
+                    .filter(|&&d| d < nodes.len())
+                    .map(|&d| slot[d] as f64)
+                    .collect();
+                let centre = if deps.is_empty() {
+                    0.0
+                } else {
+                    deps.iter().sum::<f64>() / deps.len() as f64
+                };
+                (centre, i)
+            })
+            .collect();
+        members.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (k, (_, i)) in members.into_iter().enumerate() {
+            slot[i] = k;
+        }
+    }
     let boxes = nodes
         .iter()
         .enumerate()
@@ -132,14 +158,12 @@ pub(crate) fn dag(nodes: &[DagNode], history: &[Record]) -> Dag {
                 Some(c) => format!("{} · {}", state.as_str(), duration(c.duration_s)),
                 None => state.as_str().to_string(),
             };
-            let slot = used[layer[i]];
-            used[layer[i]] += 1;
             DagBox {
                 label: n.id.clone(),
                 detail,
                 state,
                 layer: layer[i],
-                slot,
+                slot: slot[i],
             }
         })
         .collect();
@@ -265,6 +289,27 @@ mod tests {
         let d = dag(&nodes, &h);
         let layers: Vec<(usize, usize)> = d.nodes.iter().map(|n| (n.layer, n.slot)).collect();
         assert_eq!(layers, [(0, 0), (1, 0), (1, 1), (2, 0)]);
+        // Barycentre order: a node fed by the lower of two parents goes below the other one.
+        let crossing = [
+            DagNode {
+                id: "a".into(),
+                deps: vec![],
+            },
+            DagNode {
+                id: "b".into(),
+                deps: vec![],
+            },
+            DagNode {
+                id: "from_b".into(),
+                deps: vec![1],
+            },
+            DagNode {
+                id: "from_a".into(),
+                deps: vec![0],
+            },
+        ];
+        let slots: Vec<usize> = dag(&crossing, &[]).nodes.iter().map(|n| n.slot).collect();
+        assert_eq!(slots, [0, 1, 1, 0]);
         assert_eq!(
             d.nodes[1].state,
             State::Cached,

@@ -51,19 +51,18 @@ impl Point {
     }
 }
 
-/// Sorts sweep values numerically when they all parse as numbers, else as text.
+/// Sorts sweep values numerically when they all parse as numbers, else as text. Returns whether
+/// the x axis is numeric: numbers that are not all integers (β, λ). Integers (seeds, iteration
+/// counts) and text get one evenly spaced tick per value, labelled with it.
 fn sort_values(values: &mut [String]) -> bool {
-    let numeric = values.iter().all(|v| v.parse::<f64>().is_ok());
-    if numeric {
-        values.sort_by(|a, b| {
-            a.parse::<f64>()
-                .unwrap_or(0.0)
-                .total_cmp(&b.parse::<f64>().unwrap_or(0.0))
-        });
+    let num = |v: &String| v.parse::<f64>().ok();
+    let numbers = values.iter().all(|v| num(v).is_some());
+    if numbers {
+        values.sort_by(|a, b| num(a).unwrap_or(0.0).total_cmp(&num(b).unwrap_or(0.0)));
     } else {
         values.sort();
     }
-    numeric
+    numbers && !values.iter().all(|v| v.parse::<i64>().is_ok())
 }
 
 /// The chart of `var`, or `None` when it has fewer than two values.
@@ -211,6 +210,11 @@ mod tests {
         assert_eq!(
             names,
             ["eval[beta=0.05]", "eval[beta=0.01]", "eval_b[beta=0.01]"]
+        );
+        assert_eq!(
+            l.x_ticks,
+            Some(vec!["0".to_string(), "1".to_string()]),
+            "integers: ticks"
         );
         assert_eq!(l.series[0].points, [(0.0, 30.0), (1.0, 34.0)]);
         assert!(chart(&pts[..1], "beta").is_none(), "one value: no chart");
