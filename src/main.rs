@@ -222,7 +222,7 @@ fn main() -> ExitCode {
     match dispatch(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", uda_stage::error_text(&e));
             ExitCode::FAILURE
         }
     }

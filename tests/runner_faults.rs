@@ -425,3 +425,15 @@ fn validation_reports_every_problem_at_once() {
         "the stage-level problem in the same report: {out}"
     );
 }
+
+#[test]
+fn an_error_s_cause_is_printed_once() {
+    let p = Project::new("stages:\n  gen:\n    kind: uda-test-gen\n");
+    p.write("not-a-folder", "x");
+    let out = p.fails(&["run", "--cache", "not-a-folder"]);
+    assert!(
+        out.contains("creating cache folder not-a-folder/entries: Not a directory"),
+        "{out}"
+    );
+    assert_eq!(out.matches("Not a directory").count(), 1, "{out}");
+}

@@ -344,8 +344,8 @@ impl Cache {
     /// Moves a finished staging folder into place as `entries/<key>` (one rename). An existing
     /// entry (forced rerun, corrupted) is moved to `trash/` first. Call with the key's lock held.
     pub fn commit(&self, staging: &Path, meta: &EntryMeta) -> Result<()> {
-        let text =
-            serde_json::to_vec_pretty(meta).map_err(|e| RunnerError::Usage(e.to_string()))?;
+        let text = serde_json::to_vec_pretty(meta)
+            .map_err(|e| RunnerError::json("writing entry.json", e))?;
         let path = staging.join("entry.json");
         std::fs::write(&path, text).ctx(|| format!("writing {}", path.display()))?;
         File::open(&path)

@@ -159,7 +159,7 @@ impl Registry {
         if let Some(b) = self
             .found
             .lock()
-            .map_err(|_| RunnerError::Usage("registry lock poisoned".into()))?
+            .map_err(|_| RunnerError::Internal("the stage registry's lock is poisoned"))?
             .get(kind)
         {
             return Ok(b.clone());

@@ -29,6 +29,24 @@ impl fmt::Display for PipelineIssue {
     }
 }
 
+/// Collects problems instead of stopping at the first.
+#[derive(Debug, Default)]
+pub struct Issues {
+    pub file: PathBuf,
+    pub list: Vec<PipelineIssue>,
+}
+
+impl Issues {
+    pub fn add(&mut self, loc: Loc, stage: Option<&str>, message: impl Into<String>) {
+        self.list.push(PipelineIssue {
+            file: self.file.clone(),
+            loc,
+            stage: stage.map(str::to_string),
+            message: message.into(),
+        });
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
     #[error("{}", list_issues(.0))]
@@ -39,14 +57,42 @@ pub enum RunnerError {
         #[source]
         source: std::io::Error,
     },
+    /// A request that cannot be served as given (a selection matching nothing, no files to
+    /// report); the message says what to do.
     #[error("{0}")]
     Usage(String),
     #[error("stage binary {binary}: {message}")]
     Describe { binary: PathBuf, message: String },
     #[error("cache entry {key} is corrupted: {details}")]
     Corrupt { key: String, details: String },
-    #[error("{0}")]
-    History(String),
+    /// Reading or writing a Parquet table (the run history, `report --raw`).
+    #[error("{context}: {source}")]
+    Table {
+        context: String,
+        #[source]
+        source: TableError,
+    },
+    /// Serialising a record the runner writes (params.json, entry.json).
+    #[error("{context}: {source}")]
+    Json {
+        context: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A bug: shared state found in a state it cannot be in.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+/// What went wrong inside a Parquet read or write.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error(transparent)]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 fn list_issues(issues: &[PipelineIssue]) -> String {
@@ -66,6 +112,20 @@ fn list_issues(issues: &[PipelineIssue]) -> String {
 impl RunnerError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn table(context: impl Into<String>, source: impl Into<TableError>) -> Self {
+        Self::Table {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    pub fn json(context: impl Into<String>, source: serde_json::Error) -> Self {
+        Self::Json {
             context: context.into(),
             source,
         }

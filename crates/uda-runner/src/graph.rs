@@ -9,7 +9,8 @@
 //! `{all: fda}` gathers every instance into one folder instead of sweeping along.
 
 use crate::describe::{self, Registry, StageBinary};
-use crate::pipeline::{InputRef, Issues, PipelineFile, Resources, StageDecl, render_value};
+use crate::error::Issues;
+use crate::pipeline::{InputRef, PipelineFile, Resources, StageDecl, render_value};
 use crate::validate::{check_against, instance_params};
 pub use crate::validate::{flatten_params, normalize, params_summary};
 use crate::yaml::Loc;

@@ -1,6 +1,7 @@
 //! Run history (one Parquet file per `uda-pipe run` under `cache/history/`, so concurrent runs
 //! never rewrite a shared file) and printing Parquet files as text tables.
 
+use crate::error::TableError;
 use crate::error::{Result, RunnerError};
 use arrow::array::{
     ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray, TimestampMillisecondArray,
@@ -71,7 +72,8 @@ pub fn to_batch(rows: &[HistoryRow]) -> Result<RecordBatch> {
         )),
         Arc::new(Int32Array::from_iter(rows.iter().map(|r| r.exit_status))),
     ];
-    RecordBatch::try_new(schema(), cols).map_err(|e| RunnerError::History(e.to_string()))
+    RecordBatch::try_new(schema(), cols)
+        .map_err(|e| RunnerError::table("building the run history", e))
 }
 
 /// Writes the rows of one run to `dir/<start>-<pid>.parquet`.
@@ -82,26 +84,26 @@ pub fn write_run(dir: &Path, run_id: &str, rows: &[HistoryRow]) -> Result<PathBu
 }
 
 pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
-    let err = |e: String| RunnerError::History(format!("writing {}: {e}", path.display()));
-    let tmp = path.with_extension("parquet.tmp");
-    let file = std::fs::File::create(&tmp).map_err(|e| err(e.to_string()))?;
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)
-        .map_err(|e| err(e.to_string()))?;
-    w.write(batch).map_err(|e| err(e.to_string()))?;
-    w.close().map_err(|e| err(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+    let write = || -> std::result::Result<(), TableError> {
+        let tmp = path.with_extension("parquet.tmp");
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)?;
+        w.write(batch)?;
+        w.close()?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    };
+    write().map_err(|e| RunnerError::table(format!("writing {}", path.display()), e))
 }
 
 pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
-    let err = |e: String| RunnerError::History(format!("reading {}: {e}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| err(e.to_string()))?
-        .build()
-        .map_err(|e| err(e.to_string()))?;
-    reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| err(e.to_string()))
+    let read = || -> std::result::Result<Vec<RecordBatch>, TableError> {
+        let file = std::fs::File::open(path)?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
+            .build()?;
+        Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+    };
+    read().map_err(|e| RunnerError::table(format!("reading {}", path.display()), e))
 }
 
 /// All history files in start order.
@@ -132,7 +134,7 @@ pub fn pretty(batches: &[RecordBatch], limit: usize) -> Result<String> {
         left -= n;
     }
     let mut s = arrow::util::pretty::pretty_format_batches(&shown)
-        .map_err(|e| RunnerError::History(e.to_string()))?
+        .map_err(|e| RunnerError::table("formatting a table", e))?
         .to_string();
     if total > limit {
         s.push_str(&format!("\n({} of {total} rows shown; use --limit)", limit));

@@ -34,11 +34,6 @@ pub fn interpolate(y: &Yaml, lookup: &Lookup) -> Result<Yaml, (String, Loc)> {
     Ok(Yaml::new(value, y.loc))
 }
 
-/// True when a string holds a reference (not counting `$${` escapes).
-pub fn has_reference(s: &str) -> bool {
-    s.replace("$${", "").contains("${")
-}
-
 fn interpolate_str(s: &str, loc: Loc, lookup: &Lookup) -> Result<Yaml, (String, Loc)> {
     let resolve = |name: &str| -> Result<Value, (String, Loc)> {
         match lookup(name.trim()) {

@@ -16,26 +16,26 @@
 
 pub mod cache;
 pub mod commands;
-pub mod describe;
+pub(crate) mod describe;
 pub mod error;
 pub mod executor;
 pub mod graph;
-pub mod hashing;
+pub(crate) mod hashing;
 pub mod history;
-pub mod interp;
+pub(crate) mod interp;
 mod node;
-pub mod overrides;
+pub(crate) mod overrides;
 pub mod pipeline;
 pub mod plan;
 pub mod process;
-pub mod refs;
-pub mod report;
-pub mod resources;
+pub(crate) mod refs;
+pub(crate) mod report;
+pub(crate) mod resources;
 pub mod run;
-pub mod sweep;
+pub(crate) mod sweep;
 pub mod ui;
-pub mod validate;
-pub mod yaml;
+pub(crate) mod validate;
+pub(crate) mod yaml;
 
 pub use error::{Result, RunnerError};
 pub use run::{Context, RunOptions, load};

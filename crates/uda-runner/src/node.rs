@@ -152,8 +152,8 @@ fn execute_node(
         args.push(a);
     }
     let params_path = staging.join("params.json");
-    let params_text =
-        serde_json::to_vec_pretty(&n.params).map_err(|e| RunnerError::Usage(e.to_string()))?;
+    let params_text = serde_json::to_vec_pretty(&n.params)
+        .map_err(|e| RunnerError::json("writing params.json", e))?;
     std::fs::write(&params_path, params_text)
         .ctx(|| format!("writing {}", params_path.display()))?;
     args.push("--params".into());

@@ -2,7 +2,8 @@
 //! override behaves exactly as if it had been written in the file (and a global override reaches
 //! every `${...}` that references it).
 
-use crate::pipeline::{InstanceOverride, Issues, parse_instance_name};
+use crate::error::Issues;
+use crate::pipeline::{InstanceOverride, parse_instance_name};
 use crate::yaml::{Loc, Yaml, YamlValue};
 
 /// Applies `--set` overrides to the raw tree; returns the per-instance ones.

@@ -23,7 +23,7 @@
 //!     inputs: {runs: {all: train}}       # one folder with a link per train instance
 //! ```
 
-use crate::error::PipelineIssue;
+use crate::error::Issues;
 use crate::interp::{self, Globals};
 pub use crate::refs::{
     StageRef, is_external_path, parse_instance_name, parse_stage_ref, render_value,
@@ -115,24 +115,6 @@ pub enum InputRef {
     },
     /// A file or folder outside the cache, content-hashed.
     External(PathBuf),
-}
-
-/// Collects problems instead of stopping at the first.
-#[derive(Debug, Default)]
-pub struct Issues {
-    pub file: PathBuf,
-    pub list: Vec<PipelineIssue>,
-}
-
-impl Issues {
-    pub fn add(&mut self, loc: Loc, stage: Option<&str>, message: impl Into<String>) {
-        self.list.push(PipelineIssue {
-            file: self.file.clone(),
-            loc,
-            stage: stage.map(str::to_string),
-            message: message.into(),
-        });
-    }
 }
 
 const STAGE_KEYS: &[&str] = &[

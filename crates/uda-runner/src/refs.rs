@@ -1,7 +1,8 @@
 //! How inputs name their sources: `stage`, `stage/path`, `stage[var=value]`, `{all: stage}`,
 //! external paths; and how sweep values are written in instance names.
 
-use crate::pipeline::{InputRef, Issues, is_plain_name};
+use crate::error::Issues;
+use crate::pipeline::{InputRef, is_plain_name};
 use crate::yaml::{Yaml, YamlValue};
 use std::path::PathBuf;
 

@@ -168,31 +168,7 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
         }
     }
     if opts.dry_run {
-        let mut any = false;
-        for &i in &included {
-            if let Decision::Run(reasons) = &decisions[i] {
-                any = true;
-                ui.line(&format!(
-                    "would run {} (key {})",
-                    g.nodes[i].id,
-                    short(&ctx.keys[i])
-                ));
-                for r in reasons {
-                    ui.line(&format!("    because {r}"));
-                }
-            }
-        }
-        let cached: Vec<&str> = included
-            .iter()
-            .filter(|&&i| decisions[i] == Decision::Cached)
-            .map(|&i| g.nodes[i].id.as_str())
-            .collect();
-        if !cached.is_empty() {
-            ui.line(&format!("up to date: {}", cached.join(", ")));
-        }
-        if !any {
-            ui.line("nothing to run");
-        }
+        report_dry_run(ctx, &included, &decisions, ui);
         return Ok(RunSummary {
             outcomes: Vec::new(),
             history: None,
@@ -335,7 +311,25 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
         .map(|&i| (i, state[i].clone().unwrap_or(Outcome::Cached)))
         .collect();
     let run_id = format!("{}-{}", crate::cache::now_ms(), std::process::id());
-    let rows: Vec<HistoryRow> = outcomes
+    let rows = history_rows(ctx, &run_id, &outcomes);
+    let history = match history::write_run(&ctx.cache.history_dir(), &run_id, &rows) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            ui.line(&format!("warning: could not write the run history: {e}"));
+            None
+        }
+    };
+    Ok(RunSummary {
+        outcomes,
+        history,
+        elapsed: t0.elapsed(),
+    })
+}
+
+/// One history row per node of the run, in the order they ended.
+fn history_rows(ctx: &Context, run_id: &str, outcomes: &[(usize, Outcome)]) -> Vec<HistoryRow> {
+    let g = &ctx.graph;
+    outcomes
         .iter()
         .map(|(i, o)| {
             let n = &g.nodes[*i];
@@ -352,7 +346,7 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
                 Outcome::Skipped(_) => ("skipped", crate::cache::now_ms(), 0.0, None, None),
             };
             HistoryRow {
-                run_id: run_id.clone(),
+                run_id: run_id.to_string(),
                 pipeline: g.name.clone(),
                 node: n.id.clone(),
                 stage: n.stage.clone(),
@@ -365,24 +359,42 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
                 exit_status: exit,
             }
         })
-        .collect();
-    let history = match history::write_run(&ctx.cache.history_dir(), &run_id, &rows) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            ui.line(&format!("warning: could not write the run history: {e}"));
-            None
+        .collect()
+}
+
+/// What `run --dry-run` prints: what would run and why, and what is up to date.
+fn report_dry_run(ctx: &Context, included: &[usize], decisions: &[Decision], ui: &Ui) {
+    let g = &ctx.graph;
+    let mut any = false;
+    for &i in included {
+        if let Decision::Run(reasons) = &decisions[i] {
+            any = true;
+            ui.line(&format!(
+                "would run {} (key {})",
+                g.nodes[i].id,
+                short(&ctx.keys[i])
+            ));
+            for r in reasons {
+                ui.line(&format!("    because {r}"));
+            }
         }
-    };
-    Ok(RunSummary {
-        outcomes,
-        history,
-        elapsed: t0.elapsed(),
-    })
+    }
+    let cached: Vec<&str> = included
+        .iter()
+        .filter(|&&i| decisions[i] == Decision::Cached)
+        .map(|&i| g.nodes[i].id.as_str())
+        .collect();
+    if !cached.is_empty() {
+        ui.line(&format!("up to date: {}", cached.join(", ")));
+    }
+    if !any {
+        ui.line("nothing to run");
+    }
 }
 
 /// Loads a pipeline file into a [`Context`] (parse, validate against the stage binaries, hash).
 pub fn load(path: &Path, sets: &[String], cache_override: Option<&Path>) -> Result<Context> {
-    let mut issues = crate::pipeline::Issues::default();
+    let mut issues = crate::error::Issues::default();
     // Every problem in one report: a file with issues is still checked against the stage
     // binaries as far as it could be read, so the user does not fix it in rounds.
     let Some(p) = crate::pipeline::load(path, sets, &mut issues) else {

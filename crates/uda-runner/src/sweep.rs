@@ -1,6 +1,7 @@
 //! `foreach:` and `matrix:`: the sweep variable bindings of a stage's instances.
 
-use crate::pipeline::{Issues, Resolve};
+use crate::error::Issues;
+use crate::pipeline::Resolve;
 use crate::yaml::{Loc, Yaml, YamlValue};
 
 pub(crate) type Sweep = (Vec<Vec<(String, serde_json::Value)>>, Vec<String>, Loc);

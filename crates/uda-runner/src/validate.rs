@@ -2,9 +2,10 @@
 //! validation against the stage binary's `--describe`; small helpers on params and paths.
 
 use crate::describe::{self, StageBinary};
+use crate::error::Issues;
 use crate::graph::{NodeInput, matches_selector};
 use crate::interp;
-use crate::pipeline::{Issues, PipelineFile, StageDecl, render_value};
+use crate::pipeline::{PipelineFile, StageDecl, render_value};
 use crate::yaml::Loc;
 use serde_json::Value;
 use std::collections::BTreeMap;

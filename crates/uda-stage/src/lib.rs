@@ -34,10 +34,12 @@
 
 mod args;
 mod check;
+mod errors;
 mod progress;
 
 pub use args::{StageArgs, parse_assignment};
 pub use check::{CheckReport, ParamProblem, ParamProblems, check_params};
+pub use errors::error_text;
 pub use progress::{Progress, ProgressMode, ProgressUpdate, parse_progress_line};
 
 use serde::Serialize;
@@ -290,7 +292,7 @@ pub fn stage_main_from<S: Stage>(
     match run_stage::<S>(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}: {e:#}", S::KIND);
+            eprintln!("error: {}: {}", S::KIND, error_text(&e));
             ExitCode::FAILURE
         }
     }
