@@ -121,6 +121,32 @@ pub struct OutputSpec {
     pub doc: &'static str,
 }
 
+impl InputSpec {
+    /// An input the stage cannot run without (checked before `run`).
+    pub const fn required(name: &'static str, doc: &'static str) -> Self {
+        Self {
+            name,
+            doc,
+            required: true,
+        }
+    }
+
+    /// An input the stage can run without (`StageContext::optional_input`).
+    pub const fn optional(name: &'static str, doc: &'static str) -> Self {
+        Self {
+            name,
+            doc,
+            required: false,
+        }
+    }
+}
+
+impl OutputSpec {
+    pub const fn new(name: &'static str, doc: &'static str) -> Self {
+        Self { name, doc }
+    }
+}
+
 /// What `--describe` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct StageDescription {
@@ -130,6 +156,9 @@ pub struct StageDescription {
     pub outputs: Vec<OutputSpec>,
     /// The params with their default values; the JSON type of each default is the param's type.
     pub params: serde_json::Value,
+    /// Whether the binary answers `--check` (every stage built on this crate does; a stage in
+    /// another language may leave it out, and the runner then checks only the params' types).
+    pub checks: bool,
 }
 
 /// A stage: typed params, declared inputs/outputs, and the work.
@@ -159,6 +188,7 @@ pub trait Stage {
             inputs: Self::inputs(),
             outputs: Self::outputs(),
             params: serde_json::to_value(Self::Params::default()).unwrap_or_default(),
+            checks: true,
         }
     }
 }

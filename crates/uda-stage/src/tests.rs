@@ -33,17 +33,10 @@ impl Stage for Echo {
     const DOC: &'static str = "writes its params";
     type Params = EchoParams;
     fn inputs() -> Vec<InputSpec> {
-        vec![InputSpec {
-            name: "data",
-            doc: "a folder",
-            required: true,
-        }]
+        vec![InputSpec::required("data", "a folder")]
     }
     fn outputs() -> Vec<OutputSpec> {
-        vec![OutputSpec {
-            name: "params.json",
-            doc: "the params",
-        }]
+        vec![OutputSpec::new("params.json", "the params")]
     }
     fn validate(p: &EchoParams) -> Result<(), Vec<ParamProblem>> {
         let mut problems = ParamProblems::new();

@@ -75,36 +75,29 @@ pub enum SessionError {
 
 /// The optional `init` input every training stage takes.
 pub fn init_input() -> InputSpec {
-    InputSpec {
-        name: INIT_INPUT,
-        doc: "initial weights: a .safetensors file or a folder with one (naming: param init_naming)",
-        required: false,
-    }
+    InputSpec::optional(
+        INIT_INPUT,
+        "initial weights: a .safetensors file or a folder with one (naming: param init_naming)",
+    )
 }
 
 /// The outputs every training stage writes (see [`Session::finish`]).
 pub fn training_outputs(preview_doc: &'static str) -> Vec<OutputSpec> {
     vec![
-        OutputSpec {
-            name: MODEL_WEIGHTS,
-            doc: "trained weights (uda-models native naming)",
-        },
-        OutputSpec {
-            name: MODEL_JSON,
-            doc: "backbone, classes, input normalisation, grayscale flag",
-        },
-        OutputSpec {
-            name: TRAIN_LOG,
-            doc: "iteration, lr, loss terms, data_wait_s, step_s per log window",
-        },
-        OutputSpec {
-            name: PREVIEW,
-            doc: preview_doc,
-        },
-        OutputSpec {
-            name: uda_stage::METRICS_FILE,
-            doc: "final losses, data-wait fraction, speed",
-        },
+        OutputSpec::new(MODEL_WEIGHTS, "trained weights (uda-models native naming)"),
+        OutputSpec::new(
+            MODEL_JSON,
+            "backbone, classes, input normalisation, grayscale flag",
+        ),
+        OutputSpec::new(
+            TRAIN_LOG,
+            "iteration, lr, loss terms, data_wait_s, step_s per log window",
+        ),
+        OutputSpec::new(PREVIEW, preview_doc),
+        OutputSpec::new(
+            uda_stage::METRICS_FILE,
+            "final losses, data-wait fraction, speed",
+        ),
     ]
 }
 

@@ -58,29 +58,21 @@ impl Stage for ColourBaseline {
 
     fn inputs() -> Vec<InputSpec> {
         vec![
-            InputSpec {
-                name: "images",
-                doc: "ImageSet to transform",
-                required: true,
-            },
-            InputSpec {
-                name: "reference",
-                doc: "ImageSet whose pooled histogram is matched (mode histogram-match)",
-                required: false,
-            },
+            InputSpec::required("images", "ImageSet to transform"),
+            InputSpec::optional(
+                "reference",
+                "ImageSet whose pooled histogram is matched (mode histogram-match)",
+            ),
         ]
     }
 
     fn outputs() -> Vec<OutputSpec> {
         vec![
-            OutputSpec {
-                name: IMAGES,
-                doc: "the transformed images (labels.zarr and manifest.parquet linked from the input)",
-            },
-            OutputSpec {
-                name: uda_stage::METRICS_FILE,
-                doc: "images, mode",
-            },
+            OutputSpec::new(
+                IMAGES,
+                "the transformed images (labels.zarr and manifest.parquet linked from the input)",
+            ),
+            OutputSpec::new(uda_stage::METRICS_FILE, "images, mode"),
         ]
     }
 

@@ -58,26 +58,22 @@ impl Stage for ContrastiveTrain {
 
     fn inputs() -> Vec<InputSpec> {
         vec![
-            InputSpec {
-                name: "source",
-                doc: "ImageSet with labels: the source in target style (fda s2t)",
-                required: true,
-            },
-            InputSpec {
-                name: "target",
-                doc: "ImageSet of the target images (anchors; entropy term)",
-                required: true,
-            },
-            InputSpec {
-                name: "target_ts",
-                doc: "ImageSet of the same target images in source style (fda t2s; keys)",
-                required: true,
-            },
-            InputSpec {
-                name: "pseudo",
-                doc: "pseudolabel-dump output for the target images (needed unless labels=ground_truth)",
-                required: false,
-            },
+            InputSpec::required(
+                "source",
+                "ImageSet with labels: the source in target style (fda s2t)",
+            ),
+            InputSpec::required(
+                "target",
+                "ImageSet of the target images (anchors; entropy term)",
+            ),
+            InputSpec::required(
+                "target_ts",
+                "ImageSet of the same target images in source style (fda t2s; keys)",
+            ),
+            InputSpec::optional(
+                "pseudo",
+                "pseudolabel-dump output for the target images (needed unless labels=ground_truth)",
+            ),
             init_input(),
         ]
     }

@@ -85,56 +85,42 @@ impl Stage for Evaluate {
 
     fn inputs() -> Vec<InputSpec> {
         vec![
-            InputSpec {
-                name: "model",
-                doc: "model mode: checkpoint folder (model.json + model.safetensors)",
-                required: false,
-            },
-            InputSpec {
-                name: "data",
-                doc: "model mode: ImageSet to predict on (its labels are the ground truth unless `labels` is given)",
-                required: false,
-            },
-            InputSpec {
-                name: "labels",
-                doc: "model mode, optional: ImageSet whose labels.zarr is the ground truth (same images, e.g. at full resolution)",
-                required: false,
-            },
-            InputSpec {
-                name: "pred_dir",
-                doc: "external mode: folder of prediction PNGs named {city}_{seq}_{frame}*.png",
-                required: false,
-            },
-            InputSpec {
-                name: "gt_root",
-                doc: "external mode: Cityscapes root with gtFine/<split>/<city>/*_gtFine_labelIds.png",
-                required: false,
-            },
+            InputSpec::optional(
+                "model",
+                "model mode: checkpoint folder (model.json + model.safetensors)",
+            ),
+            InputSpec::optional(
+                "data",
+                "model mode: ImageSet to predict on (its labels are the ground truth unless `labels` is given)",
+            ),
+            InputSpec::optional(
+                "labels",
+                "model mode, optional: ImageSet whose labels.zarr is the ground truth (same images, e.g. at full resolution)",
+            ),
+            InputSpec::optional(
+                "pred_dir",
+                "external mode: folder of prediction PNGs named {city}_{seq}_{frame}*.png",
+            ),
+            InputSpec::optional(
+                "gt_root",
+                "external mode: Cityscapes root with gtFine/<split>/<city>/*_gtFine_labelIds.png",
+            ),
         ]
     }
 
     fn outputs() -> Vec<OutputSpec> {
         vec![
-            OutputSpec {
-                name: PER_CLASS,
-                doc: "class_id, class_name, iou (null if undefined), tp, fp, fn",
-            },
-            OutputSpec {
-                name: SUMMARY,
-                doc: "miou, miou16, miou13, pixel_accuracy, images, pixel counts, stage, mode, predictions, ground_truth, model_meta, params",
-            },
-            OutputSpec {
-                name: PER_IMAGE,
-                doc: "index, name, miou, pixel_accuracy, valid_pixels",
-            },
-            OutputSpec {
-                name: CONFUSION,
-                doc: "gt, pred (255 = outside the 19 classes), count",
-            },
-            OutputSpec {
-                name: PANELS,
-                doc: "PNG panels: image | ground truth | prediction",
-            },
+            OutputSpec::new(
+                PER_CLASS,
+                "class_id, class_name, iou (null if undefined), tp, fp, fn",
+            ),
+            OutputSpec::new(
+                SUMMARY,
+                "miou, miou16, miou13, pixel_accuracy, images, pixel counts, stage, mode, predictions, ground_truth, model_meta, params",
+            ),
+            OutputSpec::new(PER_IMAGE, "index, name, miou, pixel_accuracy, valid_pixels"),
+            OutputSpec::new(CONFUSION, "gt, pred (255 = outside the 19 classes), count"),
+            OutputSpec::new(PANELS, "PNG panels: image | ground truth | prediction"),
         ]
     }
 

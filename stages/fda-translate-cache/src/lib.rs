@@ -107,37 +107,29 @@ impl Stage for FdaTranslateCache {
 
     fn inputs() -> Vec<InputSpec> {
         vec![
-            InputSpec {
-                name: "source",
-                doc: "ImageSet of the labelled source domain (GTA5)",
-                required: true,
-            },
-            InputSpec {
-                name: "target",
-                doc: "ImageSet of the target domain (Cityscapes), same image size",
-                required: true,
-            },
+            InputSpec::required("source", "ImageSet of the labelled source domain (GTA5)"),
+            InputSpec::required(
+                "target",
+                "ImageSet of the target domain (Cityscapes), same image size",
+            ),
         ]
     }
 
     fn outputs() -> Vec<OutputSpec> {
         vec![
-            OutputSpec {
-                name: S2T,
-                doc: "ImageSet: source images in target style, with the source labels",
-            },
-            OutputSpec {
-                name: T2S,
-                doc: "ImageSet: target images in source style (with target labels if any)",
-            },
-            OutputSpec {
-                name: PAIRS,
-                doc: "direction, index, partner_index, beta",
-            },
-            OutputSpec {
-                name: PREVIEWS,
-                doc: "PNG panels: source | target | s2t and target | source | t2s",
-            },
+            OutputSpec::new(
+                S2T,
+                "ImageSet: source images in target style, with the source labels",
+            ),
+            OutputSpec::new(
+                T2S,
+                "ImageSet: target images in source style (with target labels if any)",
+            ),
+            OutputSpec::new(PAIRS, "direction, index, partner_index, beta"),
+            OutputSpec::new(
+                PREVIEWS,
+                "PNG panels: source | target | s2t and target | source | t2s",
+            ),
         ]
     }
 

@@ -84,31 +84,24 @@ impl Stage for PreprocessResize {
     type Params = PreprocessParams;
 
     fn inputs() -> Vec<InputSpec> {
-        vec![InputSpec {
-            name: "root",
-            doc: "dataset root folder (GTA5 or Cityscapes layout)",
-            required: true,
-        }]
+        vec![InputSpec::required(
+            "root",
+            "dataset root folder (GTA5 or Cityscapes layout)",
+        )]
     }
 
     fn outputs() -> Vec<OutputSpec> {
         vec![
-            OutputSpec {
-                name: IMAGES,
-                doc: "(N, H, W, 3) u8 RGB",
-            },
-            OutputSpec {
-                name: LABELS,
-                doc: "(N, H, W) u8 train ids, 255 = ignore (when labels are read)",
-            },
-            OutputSpec {
-                name: MANIFEST,
-                doc: "index, name, image_path, label_path, orig_width, orig_height, content_hash",
-            },
-            OutputSpec {
-                name: "previews",
-                doc: "PNG panels: image | colourised labels",
-            },
+            OutputSpec::new(IMAGES, "(N, H, W, 3) u8 RGB"),
+            OutputSpec::new(
+                LABELS,
+                "(N, H, W) u8 train ids, 255 = ignore (when labels are read)",
+            ),
+            OutputSpec::new(
+                MANIFEST,
+                "index, name, image_path, label_path, orig_width, orig_height, content_hash",
+            ),
+            OutputSpec::new("previews", "PNG panels: image | colourised labels"),
         ]
     }
 

@@ -37,16 +37,14 @@ impl Stage for Pretrain {
 
     fn inputs() -> Vec<InputSpec> {
         vec![
-            InputSpec {
-                name: "source",
-                doc: "ImageSet folder of the labelled source domain (GTA5)",
-                required: true,
-            },
-            InputSpec {
-                name: "target",
-                doc: "ImageSet folder of the unlabelled target domain (Cityscapes train); needed when lambda_ent > 0",
-                required: false,
-            },
+            InputSpec::required(
+                "source",
+                "ImageSet folder of the labelled source domain (GTA5)",
+            ),
+            InputSpec::optional(
+                "target",
+                "ImageSet folder of the unlabelled target domain (Cityscapes train); needed when lambda_ent > 0",
+            ),
             init_input(),
         ]
     }

@@ -116,54 +116,39 @@ impl Stage for PseudolabelDump {
 
     fn inputs() -> Vec<InputSpec> {
         vec![
-            InputSpec {
-                name: "model",
-                doc: "a checkpoint folder (model.json + weights), or a folder of them (an ensemble)",
-                required: true,
-            },
-            InputSpec {
-                name: "data",
-                doc: "ImageSet of the images to label (target, or target in source style: fda t2s)",
-                required: true,
-            },
-            InputSpec {
-                name: "labels",
-                doc: "ImageSet of the same images with ground-truth labels, to score the pseudo-labels (default: data's own labels, if any)",
-                required: false,
-            },
+            InputSpec::required(
+                "model",
+                "a checkpoint folder (model.json + weights), or a folder of them (an ensemble)",
+            ),
+            InputSpec::required(
+                "data",
+                "ImageSet of the images to label (target, or target in source style: fda t2s)",
+            ),
+            InputSpec::optional(
+                "labels",
+                "ImageSet of the same images with ground-truth labels, to score the pseudo-labels (default: data's own labels, if any)",
+            ),
         ]
     }
 
     fn outputs() -> Vec<OutputSpec> {
         vec![
-            OutputSpec {
-                name: PSEUDO_LABELS,
-                doc: "(N, H, W) u8 pseudo-labels, 255 = dropped",
-            },
-            OutputSpec {
-                name: CONFIDENCE,
-                doc: "(N, H, W) u8 round(255 * max softmax)",
-            },
-            OutputSpec {
-                name: PREDICTION,
-                doc: "(N, H, W) u8 arg-max before thresholding",
-            },
-            OutputSpec {
-                name: MANIFEST,
-                doc: "the labelled ImageSet's manifest (row i = image i)",
-            },
-            OutputSpec {
-                name: CLASSES_TABLE,
-                doc: "per class: threshold, pixel counts, IoU of raw and kept pseudo-labels vs ground truth",
-            },
-            OutputSpec {
-                name: PREVIEWS,
-                doc: "image | pseudo-label | ground truth panels",
-            },
-            OutputSpec {
-                name: uda_stage::METRICS_FILE,
-                doc: "kept fraction, mIoU raw / kept, models",
-            },
+            OutputSpec::new(PSEUDO_LABELS, "(N, H, W) u8 pseudo-labels, 255 = dropped"),
+            OutputSpec::new(CONFIDENCE, "(N, H, W) u8 round(255 * max softmax)"),
+            OutputSpec::new(PREDICTION, "(N, H, W) u8 arg-max before thresholding"),
+            OutputSpec::new(
+                MANIFEST,
+                "the labelled ImageSet's manifest (row i = image i)",
+            ),
+            OutputSpec::new(
+                CLASSES_TABLE,
+                "per class: threshold, pixel counts, IoU of raw and kept pseudo-labels vs ground truth",
+            ),
+            OutputSpec::new(PREVIEWS, "image | pseudo-label | ground truth panels"),
+            OutputSpec::new(
+                uda_stage::METRICS_FILE,
+                "kept fraction, mIoU raw / kept, models",
+            ),
         ]
     }
 

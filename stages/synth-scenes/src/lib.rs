@@ -21,26 +21,26 @@ impl Stage for SynthScenes {
 
     fn outputs() -> Vec<OutputSpec> {
         vec![
-            OutputSpec {
-                name: "gta5",
-                doc: "source: images/NNNNN.png (RGB) and labels/NNNNN.png (Cityscapes label ids)",
-            },
-            OutputSpec {
-                name: "cityscapes",
-                doc: "target: leftImg8bit/{train,val}/CITY/*_leftImg8bit.png and gtFine/{train,val}/CITY/*_gtFine_labelIds.png",
-            },
-            OutputSpec {
-                name: uda_synth::PREVIEWS,
-                doc: "PNG panels: image | colourised labels per split; shift_*: one scene in both looks",
-            },
-            OutputSpec {
-                name: uda_synth::CLASS_STATS,
-                doc: "class_id, class_name, domain, pixel_fraction, image_fraction",
-            },
-            OutputSpec {
-                name: uda_stage::METRICS_FILE,
-                doc: "counts, per-class fractions, mean colour and contrast per split",
-            },
+            OutputSpec::new(
+                "gta5",
+                "source: images/NNNNN.png (RGB) and labels/NNNNN.png (Cityscapes label ids)",
+            ),
+            OutputSpec::new(
+                "cityscapes",
+                "target: leftImg8bit/{train,val}/CITY/*_leftImg8bit.png and gtFine/{train,val}/CITY/*_gtFine_labelIds.png",
+            ),
+            OutputSpec::new(
+                uda_synth::PREVIEWS,
+                "PNG panels: image | colourised labels per split; shift_*: one scene in both looks",
+            ),
+            OutputSpec::new(
+                uda_synth::CLASS_STATS,
+                "class_id, class_name, domain, pixel_fraction, image_fraction",
+            ),
+            OutputSpec::new(
+                uda_stage::METRICS_FILE,
+                "counts, per-class fractions, mean colour and contrast per split",
+            ),
         ]
     }
 
