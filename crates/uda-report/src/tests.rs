@@ -480,3 +480,42 @@ fn page_from_fixtures_has_every_view_and_notes_for_what_is_missing() {
     let dark = png.data.chunks(3).filter(|p| p[0] < 128).count();
     assert!(dark > 500, "the PNG has bars and text: {dark} dark pixels");
 }
+
+#[test]
+fn many_rows_draw_at_most_twelve_confusion_matrices_and_say_so() {
+    let d = tempfile::tempdir().unwrap();
+    let runs: Vec<Run> = (0..13)
+        .map(|k| Run::from_dir(write(d.path(), &format!("e{k:02}"), |_| Some(5))))
+        .collect();
+    let sources = Sources {
+        results: runs.clone(),
+        runs,
+        ..Sources::default()
+    };
+    let plots = d.path().join("plots");
+    write_plots(&sources, &PageOptions::default(), &plots).unwrap();
+    let svgs = std::fs::read_dir(&plots)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("confusion_") && n.ends_with(".svg")
+        })
+        .count();
+    assert_eq!(svgs, 12);
+    assert!(
+        !plots.join("confusion_e12.svg").exists(),
+        "the 13th row is left out"
+    );
+    let notes = std::fs::read_to_string(plots.join("notes.txt")).unwrap();
+    assert!(notes.contains("13 rows: the first 12 matrices"), "{notes}");
+    // --confusion picks one row, also past the first twelve.
+    let one = PageOptions {
+        confusion: Some("e12".into()),
+        ..PageOptions::default()
+    };
+    let only = d.path().join("one");
+    write_plots(&sources, &one, &only).unwrap();
+    assert!(only.join("confusion_e12.svg").is_file());
+    assert!(!only.join("confusion_e00.svg").exists());
+}

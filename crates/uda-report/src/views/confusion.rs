@@ -12,6 +12,8 @@ use crate::run::{PER_CLASS, Run, select};
 
 /// The evaluate stage's summed matrix in long form (`uda_metrics::report::CONFUSION`).
 pub(crate) const CONFUSION: &str = "confusion.parquet";
+/// Matrices drawn without `--confusion` (each is 10-40 KB of SVG; large sweeps have dozens).
+const MAX_MATRICES: usize = 12;
 /// `pred` value of a prediction outside the 19 classes.
 const OTHER: u8 = 255;
 
@@ -91,6 +93,13 @@ pub(super) fn section(runs: &[Run], opts: &PageOptions) -> Result<Section> {
                 names.join(", ")
             )));
         }
+    }
+    if rows.len() > MAX_MATRICES {
+        s.blocks.push(Block::Note(format!(
+            "{} rows: the first {MAX_MATRICES} matrices are drawn; --confusion ROW picks one",
+            rows.len()
+        )));
+        rows.truncate(MAX_MATRICES);
     }
     let mut first = true;
     for (name, members) in &rows {
