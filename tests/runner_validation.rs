@@ -140,3 +140,36 @@ fn all_problems_are_reported_at_once() {
     );
     assert!(out.contains("3 problems in the pipeline"), "{out}");
 }
+
+#[test]
+fn a_stage_s_own_value_check_fails_before_anything_runs_at_the_param_s_line() {
+    // gen is fine, bad's scale is not: nothing may run, not even gen.
+    let p = Project::new(
+        "stages:\n  gen:\n    kind: uda-test-gen\n  bad:\n    kind: uda-test-gen\n    params:\n      count: 1\n      scale: -2\n",
+    );
+    let out = p.fails(&["run"]);
+    assert!(
+        out.contains("pipeline.yaml:8:14: stage 'bad': param scale: must be a positive number, not -2 (kind uda-test-gen)"),
+        "{out}"
+    );
+    assert!(p.entries().is_empty(), "{:?}", p.entries());
+    // The answer is remembered: a second look does not start the stage again.
+    let checks = || {
+        let mut v: Vec<_> = std::fs::read_dir(p.path("cache/state/check"))
+            .unwrap()
+            .flatten()
+            .map(|e| (e.file_name(), e.metadata().unwrap().modified().unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = checks();
+    assert_eq!(
+        before.len(),
+        2,
+        "one remembered answer per distinct params: {before:?}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    p.fails(&["status"]);
+    assert_eq!(checks(), before, "remembered answers are not rewritten");
+}

@@ -31,6 +31,25 @@ pub struct Description {
     /// Param names with defaults; each default's JSON type is the param's type.
     #[serde(default)]
     pub params: serde_json::Value,
+    /// The binary answers `--check` (validates param values, not only their types).
+    #[serde(default)]
+    pub checks: bool,
+}
+
+/// One problem `STAGE --check` found in a node's params.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ParamProblem {
+    /// The param's key (dotted when nested); empty for the params as a whole.
+    #[serde(default)]
+    pub param: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CheckReport {
+    ok: bool,
+    #[serde(default)]
+    problems: Vec<ParamProblem>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -263,7 +282,7 @@ impl Registry {
             message,
         };
         let timeout = describe_timeout();
-        let out = output_within(path, timeout)
+        let out = output_within(path, &["--describe"], None, timeout)
             .ctx(|| format!("running {} --describe", path.display()))?
             .ok_or_else(|| {
                 describe_err(format!(
@@ -289,6 +308,70 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// What `BIN --check --params FILE` says of `params` (canonical, defaults filled in): the
+    /// stage's own value checks, run before anything else so a bad value fails in a second
+    /// rather than after the upstream work. Remembered per binary and params in `state/check/`,
+    /// so `status` does not start every stage each time. Empty for stages without `--check`.
+    pub fn check(
+        &self,
+        binary: &StageBinary,
+        params: &serde_json::Value,
+    ) -> Result<Vec<ParamProblem>> {
+        if !binary.description.checks {
+            return Ok(Vec::new());
+        }
+        let dir = self.state_dir.join("check");
+        let name = format!(
+            "{}-{}",
+            &hashing::hex(&binary.hash)[..24],
+            crate::cache::key_of(params)
+        );
+        let memo = dir.join(format!("{name}.json"));
+        if let Ok(text) = std::fs::read_to_string(&memo)
+            && let Ok(r) = serde_json::from_str::<CheckReport>(&text)
+        {
+            return Ok(r.problems);
+        }
+        let check_err = |message: String| RunnerError::Describe {
+            binary: binary.path.clone(),
+            message,
+        };
+        let params_file = dir.join(format!("{name}.params.json"));
+        let text = serde_json::to_vec(params)
+            .map_err(|e| RunnerError::json("writing params for --check", e))?;
+        hashing::write_atomic(&params_file, &text)?;
+        let timeout = describe_timeout();
+        let out = output_within(&binary.path, &["--check", "--params"], Some(&params_file), timeout)
+            .ctx(|| format!("running {} --check", binary.path.display()))?
+            .ok_or_else(|| {
+                check_err(format!(
+                    "--check did not answer within {} s and was killed (raise {DESCRIBE_TIMEOUT_ENV} if it is just slow to start)",
+                    timeout.as_secs_f64()
+                ))
+            })?;
+        let _ = std::fs::remove_file(&params_file);
+        if !out.status.success() {
+            return Err(check_err(format!(
+                "--check failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let report: CheckReport = serde_json::from_slice(&out.stdout).map_err(|e| {
+            check_err(format!(
+                "--check did not print {{\"ok\": ..}} JSON ({e}); its describe says it answers --check"
+            ))
+        })?;
+        hashing::write_atomic(&memo, &out.stdout)?;
+        Ok(if report.ok {
+            Vec::new()
+        } else {
+            report.problems
+        })
+    }
+}
+
 fn describe_timeout() -> Duration {
     std::env::var(DESCRIBE_TIMEOUT_ENV)
         .ok()
@@ -298,12 +381,18 @@ fn describe_timeout() -> Duration {
         .unwrap_or(Duration::from_secs(30))
 }
 
-/// `BIN --describe`'s output, or `None` if it did not end within `timeout` (it is killed).
-fn output_within(bin: &Path, timeout: Duration) -> std::io::Result<Option<Output>> {
+/// `BIN ARGS [FILE]`'s output, or `None` if it did not end within `timeout` (it is killed).
+fn output_within(
+    bin: &Path,
+    args: &[&str],
+    file: Option<&Path>,
+    timeout: Duration,
+) -> std::io::Result<Option<Output>> {
     use std::os::unix::process::CommandExt;
     // A group of its own: on a time-out, whatever it started (holding our pipes) goes too.
     let mut child = Command::new(bin)
-        .arg("--describe")
+        .args(args)
+        .args(file)
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -11,7 +11,7 @@
 use crate::describe::{self, Registry, StageBinary};
 use crate::error::Issues;
 use crate::pipeline::{InputRef, PipelineFile, Resources, StageDecl, render_value};
-use crate::validate::{check_against, instance_params};
+use crate::validate::{check_against, instance_params, report_check};
 pub use crate::validate::{flatten_params, normalize, params_summary};
 use crate::yaml::Loc;
 use serde_json::Value;
@@ -228,6 +228,14 @@ pub fn build(p: &PipelineFile, registry: &Registry, issues: &mut Issues) -> Opti
             let Some(params) = check_against(&binary, decl, &id, params, &inputs, issues) else {
                 continue;
             };
+            match registry.check(&binary, &params) {
+                Ok(problems) if report_check(&problems, decl, &id, issues) => {}
+                Ok(_) => continue,
+                Err(e) => {
+                    issues.add(decl.kind_loc, Some(&id), e.to_string());
+                    continue;
+                }
+            }
             by_stage
                 .entry(decl.name.clone())
                 .or_default()

@@ -1,7 +1,7 @@
 //! Per-instance params (references resolved, sweep variables set, `--set` applied) and their
 //! validation against the stage binary's `--describe`; small helpers on params and paths.
 
-use crate::describe::{self, StageBinary};
+use crate::describe::{self, ParamProblem, StageBinary};
 use crate::error::Issues;
 use crate::graph::{NodeInput, matches_selector};
 use crate::interp;
@@ -70,27 +70,8 @@ pub(crate) fn check_against(
 ) -> Option<Value> {
     let d = &binary.description;
     let defaults = d.params.as_object().cloned().unwrap_or_default();
-    let param_loc = |key: &str| -> Loc {
-        decl.params
-            .as_map()
-            .and_then(|m| {
-                m.iter()
-                    .find(|(k, _)| k.as_str() == Some(key))
-                    .map(|(k, _)| k.loc)
-            })
-            .unwrap_or(if decl.sweep_vars.iter().any(|v| v == key) {
-                decl.sweep_loc
-            } else {
-                decl.loc
-            })
-    };
-    let value_loc = |key: &str| -> Loc {
-        decl.params
-            .get(key)
-            .map(|y| y.loc)
-            .filter(Loc::is_known)
-            .unwrap_or_else(|| param_loc(key))
-    };
+    let param_loc = |key: &str| param_loc(decl, key);
+    let value_loc = |key: &str| value_loc(decl, key);
     let before = issues.list.len();
     let obj = params.as_object().cloned().unwrap_or_default();
     for (k, v) in &obj {
@@ -162,6 +143,54 @@ pub(crate) fn check_against(
         &Value::Object(obj),
         &Value::Object(defaults),
     ))
+}
+
+/// Where a param's key is written (or its sweep, or the stage, when it is not written).
+fn param_loc(decl: &StageDecl, key: &str) -> Loc {
+    decl.params
+        .as_map()
+        .and_then(|m| {
+            m.iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(k, _)| k.loc)
+        })
+        .unwrap_or(if decl.sweep_vars.iter().any(|v| v == key) {
+            decl.sweep_loc
+        } else {
+            decl.loc
+        })
+}
+
+/// Where a param's value is written (falls back to [`param_loc`]).
+fn value_loc(decl: &StageDecl, key: &str) -> Loc {
+    decl.params
+        .get(key)
+        .map(|y| y.loc)
+        .filter(Loc::is_known)
+        .unwrap_or_else(|| param_loc(decl, key))
+}
+
+/// Adds what the stage's `--check` found, each at the line of the param it names (the first
+/// part of a dotted key). Returns whether there was nothing to add.
+pub(crate) fn report_check(
+    problems: &[ParamProblem],
+    decl: &StageDecl,
+    id: &str,
+    issues: &mut Issues,
+) -> bool {
+    for p in problems {
+        let top = p.param.split('.').next().unwrap_or_default();
+        let (loc, what) = if top.is_empty() {
+            (decl.loc, p.message.clone())
+        } else {
+            (
+                value_loc(decl, top),
+                format!("param {}: {}", p.param, p.message),
+            )
+        };
+        issues.add(loc, Some(id), format!("{what} (kind {})", decl.kind));
+    }
+    problems.is_empty()
 }
 
 /// Removes `.` and `..` components lexically (paths are shown to people and hashed by name).

@@ -52,6 +52,15 @@ impl Stage for Gen {
             doc: "the text files",
         }]
     }
+    fn validate(p: &GenParams) -> Result<(), Vec<uda_stage::ParamProblem>> {
+        let mut problems = uda_stage::ParamProblems::new();
+        problems.ensure(
+            p.scale.is_finite() && p.scale > 0.0,
+            "scale",
+            format!("must be a positive number, not {}", p.scale),
+        );
+        problems.into_result()
+    }
     fn run(ctx: &StageContext, p: &GenParams) -> anyhow::Result<()> {
         if p.alloc_mb > 0 {
             let block = vec![1u8; (p.alloc_mb as usize) << 20];
