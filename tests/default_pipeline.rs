@@ -35,6 +35,20 @@ fn build_stages() -> PathBuf {
     exe
 }
 
+/// The counts of a run's closing line `N ran, N cached, N failed, N skipped in T`.
+fn summary(text: &str) -> [usize; 4] {
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains(" ran, ") && l.contains(" skipped"))
+        .unwrap_or_else(|| panic!("no summary line in:\n{text}"));
+    let n: Vec<usize> = line
+        .split(", ")
+        .map(|part| part.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    [n[0], n[1], n[2], n[3]]
+}
+
 fn run(exe: &Path, cache: &Path, extra: &[&str]) -> String {
     let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline.yaml");
     let mut c = Command::new(exe);
@@ -109,7 +123,9 @@ fn default_pipeline_runs_end_to_end_at_toy_scale() {
     );
     // Nothing changed: the second run computes nothing.
     let again = run(&exe, &cache, &[]);
-    assert!(!again.contains("running"), "{again}");
+    let [ran, cached, failed, _] = summary(&again);
+    assert_eq!((ran, failed), (0, 0), "{again}");
+    assert!(cached > 0, "{again}");
 }
 
 #[test]
@@ -228,5 +244,7 @@ fn real_data_recipe_runs_end_to_end_at_toy_scale() {
             .value(0);
     assert!(valid > 2 * 32 * 64, "{valid} pixels scored");
     let again = run(&[]);
-    assert!(!again.contains("running"), "{again}");
+    let [ran, cached, failed, _] = summary(&again);
+    assert_eq!((ran, failed), (0, 0), "{again}");
+    assert!(cached > 0, "{again}");
 }
