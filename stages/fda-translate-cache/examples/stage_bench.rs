@@ -64,7 +64,7 @@ fn main() {
     let inputs = BTreeMap::from([("source".to_string(), src), ("target".to_string(), trg)]);
     let ctx = StageContext::new(FdaTranslateCache::KIND, inputs, out.clone());
     let params = FdaParams {
-        beta: fda_translate_cache::Betas::One(beta),
+        beta,
         previews: 0,
         ..FdaParams::default()
     };

@@ -3,7 +3,7 @@
 //!
 //! Inputs: `source` and `target`, ImageSet folders from `preprocess-resize` (equal image sizes).
 //!
-//! Outputs for one β (`beta` param a number):
+//! Outputs (for the one β of param `beta`):
 //!
 //! ```text
 //! s2t/images.zarr       source images in target style (same shape and chunking as the source)
@@ -19,10 +19,10 @@
 //! metrics.json
 //! ```
 //!
-//! For a list of β (`beta` param a list, even of one value): the same layout inside one folder
-//! per value, named `beta-<β>` with β written as the shortest decimal that reads back exactly
-//! (`beta-0.01/s2t`, `beta-0.05/s2t`, …). The pairing is the same for every β (it depends on the
-//! seed only), so the β folders differ only in the window.
+//! One run translates one β. Several β are the runner's sweep, `foreach: {beta: [...]}` in
+//! `pipeline.yaml`, which gives one cached instance per value (`fda[beta=0.05]/`); a list given
+//! to the stage itself is an error saying so. The pairing is the same for every β (it depends on
+//! the seed only), so the instances differ only in the window.
 //!
 //! Pairing: `uda_fda::pairing` (ChaCha8 from `seed`, balanced: every style image lends its
 //! style `floor(n/m)` or `ceil(n/m)` times). Values are rounded half to even and clipped to
@@ -35,7 +35,7 @@ use anyhow::Context;
 use arrow::array::{ArrayRef, Float64Array, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -54,41 +54,54 @@ pub const T2S: &str = "t2s";
 /// Folder of preview panels.
 pub const PREVIEWS: &str = "previews";
 
-/// One β or several (the output layout depends on which; see the crate docs).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Betas {
-    One(f64),
-    Many(Vec<f64>),
-}
-
-impl Betas {
-    pub fn values(&self) -> Vec<f64> {
-        match self {
-            Betas::One(b) => vec![*b],
-            Betas::Many(v) => v.clone(),
+/// Reads `beta` as one number; a list (the stage's former way to sweep β, which disagreed with
+/// the runner's sweep folders) is an error that points at the runner's `foreach`.
+fn one_beta<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    struct OneBeta;
+    impl<'de> serde::de::Visitor<'de> for OneBeta {
+        type Value = f64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("one number in (0, 1), e.g. 0.01")
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<f64, A::Error> {
+            Err(serde::de::Error::custom(
+                "a list of betas is not accepted: the stage translates one β; to sweep β, give the \
+                 stage one value and write `foreach: {beta: [0.01, 0.05, 0.09]}` in pipeline.yaml",
+            ))
         }
     }
+    d.deserialize_any(OneBeta)
 }
 
 /// Params of `fda-translate-cache`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FdaParams {
-    /// Window size as a fraction of the image, in (0, 1); a list gives one output folder per β.
-    pub beta: Betas,
+    /// Window size as a fraction of the image, in (0, 1): one number (sweep β with the runner's
+    /// `foreach`).
+    #[serde(deserialize_with = "one_beta")]
+    pub beta: f64,
     /// Seed of the source↔target pairing.
     pub seed: u64,
     /// `square` (official FDA numpy function) or `rect` (the paper's eq. 1 mask).
     pub window: Window,
-    /// Preview panels per direction (and per β).
+    /// Preview panels per direction.
     pub previews: usize,
 }
 
 impl Default for FdaParams {
     fn default() -> Self {
         Self {
-            beta: Betas::One(0.01),
+            beta: 0.01,
             seed: 0,
             window: Window::Square,
             previews: 4,
@@ -134,13 +147,10 @@ impl Stage for FdaTranslateCache {
     }
 
     fn validate(p: &FdaParams) -> Result<(), Vec<ParamProblem>> {
-        check_betas(&p.beta)
-            .map(|_| ())
-            .map_err(|message| vec![ParamProblem::new("beta", message)])
+        uda_fda::check_beta(p.beta).map_err(|e| vec![ParamProblem::new("beta", e.to_string())])
     }
 
     fn run(ctx: &StageContext, p: &FdaParams) -> anyhow::Result<()> {
-        let betas = p.beta.values();
         let source = open_set(ctx, "source")?;
         let target = open_set(ctx, "target")?;
         let (h, w) = (source.height(), source.width());
@@ -156,14 +166,9 @@ impl Stage for FdaTranslateCache {
                 target.height()
             );
         }
-        // Plan (and so validate) every β before any work.
-        let plans = betas
-            .iter()
-            .map(|&b| {
-                Fda::<f64>::new(h, w, 3, b, p.window)
-                    .with_context(|| format!("param beta = {b}, window = {}", p.window))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        // Plan (and so check the window against the image size) before any work.
+        let fda = Fda::<f64>::new(h, w, 3, p.beta, p.window)
+            .with_context(|| format!("param beta = {}, window = {}", p.beta, p.window))?;
         let pairing = Pairing::new(source.len(), target.len(), p.seed)
             .context("pairing the source and target inputs")?;
 
@@ -178,90 +183,63 @@ impl Stage for FdaTranslateCache {
             "threads".to_string(),
             serde_json::json!(rayon::current_num_threads()),
         );
-        for fda in &plans {
-            let (dir, prefix) = match p.beta {
-                Betas::One(_) => (ctx.out_dir().to_path_buf(), String::new()),
-                Betas::Many(_) => {
-                    let name = beta_folder(fda.beta());
-                    (ctx.out_path(&name), format!("{name}/"))
-                }
-            };
-            let tag = format!("β={}", fda.beta());
-            let s2t = translate_direction(
-                ctx,
-                fda,
-                &source,
-                &target,
-                &pairing.source_to_target,
-                &dir.join(S2T),
-                &format!("s2t {tag}"),
-            )?;
-            link_companions(&source, &dir.join(S2T))?;
-            let t2s = translate_direction(
-                ctx,
-                fda,
-                &target,
-                &source,
-                &pairing.target_to_source,
-                &dir.join(T2S),
-                &format!("t2s {tag}"),
-            )?;
-            link_companions(&target, &dir.join(T2S))?;
-            write_pairs(&dir.join(PAIRS), &pairing, fda.beta())?;
-            previews::write(
-                &dir.join(PREVIEWS),
-                &source,
-                &target,
-                &dir,
-                &pairing,
-                p.previews,
-            )?;
+        let dir = ctx.out_dir();
+        let tag = format!("β={}", fda.beta());
+        let s2t = translate_direction(
+            ctx,
+            &fda,
+            &source,
+            &target,
+            &pairing.source_to_target,
+            &dir.join(S2T),
+            &format!("s2t {tag}"),
+        )?;
+        link_companions(&source, &dir.join(S2T))?;
+        let t2s = translate_direction(
+            ctx,
+            &fda,
+            &target,
+            &source,
+            &pairing.target_to_source,
+            &dir.join(T2S),
+            &format!("t2s {tag}"),
+        )?;
+        link_companions(&target, &dir.join(T2S))?;
+        write_pairs(&dir.join(PAIRS), &pairing, fda.beta())?;
+        previews::write(
+            &dir.join(PREVIEWS),
+            &source,
+            &target,
+            dir,
+            &pairing,
+            p.previews,
+        )?;
 
-            let e = fda.extent();
-            for (key, value) in [
-                ("beta", serde_json::json!(fda.beta())),
-                ("window_rows", serde_json::json!(e.rows())),
-                ("window_cols", serde_json::json!(e.cols())),
-                (
-                    "s2t_images_per_s",
-                    serde_json::json!(s2t.images_per_second()),
-                ),
-                (
-                    "t2s_images_per_s",
-                    serde_json::json!(t2s.images_per_second()),
-                ),
-                ("s2t_style_images", serde_json::json!(s2t.styles)),
-                ("t2s_style_images", serde_json::json!(t2s.styles)),
-                (
-                    "amplitude_cache_mb",
-                    serde_json::json!(s2t.cache_bytes.max(t2s.cache_bytes) as f64 / 1e6),
-                ),
-                ("seconds", serde_json::json!(s2t.seconds + t2s.seconds)),
-            ] {
-                metrics.insert(format!("{prefix}{key}"), value);
-            }
+        let e = fda.extent();
+        for (key, value) in [
+            ("beta", serde_json::json!(fda.beta())),
+            ("window_rows", serde_json::json!(e.rows())),
+            ("window_cols", serde_json::json!(e.cols())),
+            (
+                "s2t_images_per_s",
+                serde_json::json!(s2t.images_per_second()),
+            ),
+            (
+                "t2s_images_per_s",
+                serde_json::json!(t2s.images_per_second()),
+            ),
+            ("s2t_style_images", serde_json::json!(s2t.styles)),
+            ("t2s_style_images", serde_json::json!(t2s.styles)),
+            (
+                "amplitude_cache_mb",
+                serde_json::json!(s2t.cache_bytes.max(t2s.cache_bytes) as f64 / 1e6),
+            ),
+            ("seconds", serde_json::json!(s2t.seconds + t2s.seconds)),
+        ] {
+            metrics.insert(key.to_string(), value);
         }
         ctx.write_metrics(&metrics)
     }
-}
-
-/// Folder name of one β in the list layout: `beta-` + the shortest round-tripping decimal.
-pub fn beta_folder(beta: f64) -> String {
-    format!("beta-{beta}")
-}
-
-fn check_betas(betas: &Betas) -> Result<Vec<f64>, String> {
-    let values = betas.values();
-    if values.is_empty() {
-        return Err("the list is empty; give at least one value in (0, 1), e.g. 0.01".into());
-    }
-    for (i, &b) in values.iter().enumerate() {
-        uda_fda::check_beta(b).map_err(|e| e.to_string())?;
-        if values[..i].contains(&b) {
-            return Err(format!("{b} is listed twice"));
-        }
-    }
-    Ok(values)
 }
 
 fn open_set(ctx: &StageContext, name: &str) -> anyhow::Result<ImageSet> {
@@ -316,14 +294,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn beta_param_parses_number_or_list() {
+    fn beta_param_is_one_number_and_a_list_points_at_foreach() {
         let one: FdaParams = serde_json::from_value(serde_json::json!({"beta": 0.05})).unwrap();
-        assert_eq!(one.beta, Betas::One(0.05));
-        let many: FdaParams =
-            serde_json::from_value(serde_json::json!({"beta": [0.01, 0.09], "window": "rect"}))
-                .unwrap();
-        assert_eq!(many.beta, Betas::Many(vec![0.01, 0.09]));
-        assert_eq!(many.window, Window::Rect);
+        assert_eq!(one.beta, 0.05);
+        let whole: FdaParams = serde_json::from_value(serde_json::json!({"beta": 1})).unwrap();
+        assert_eq!(
+            whole.beta, 1.0,
+            "integers read as numbers (and then fail validate)"
+        );
+        let err = serde_json::from_value::<FdaParams>(serde_json::json!({"beta": [0.01, 0.09]}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("foreach: {beta:"), "{err}");
+        let err = serde_json::from_value::<FdaParams>(serde_json::json!({"beta": "0.1"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("one number in (0, 1)"), "{err}");
+        let rect: FdaParams =
+            serde_json::from_value(serde_json::json!({"window": "rect"})).unwrap();
+        assert_eq!(rect.window, Window::Rect);
         let err = serde_json::from_value::<FdaParams>(serde_json::json!({"window": "circle"}))
             .unwrap_err();
         assert!(err.to_string().contains("circle"), "{err}");
@@ -332,26 +321,30 @@ mod tests {
 
     #[test]
     fn beta_values_are_checked() {
-        assert_eq!(
-            check_betas(&Betas::Many(vec![0.01, 0.05])).unwrap(),
-            vec![0.01, 0.05]
-        );
-        let problems = FdaTranslateCache::validate(&FdaParams {
-            beta: Betas::One(1.0),
-            ..FdaParams::default()
-        })
-        .unwrap_err();
-        assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].param, "beta");
-        assert!(problems[0].message.contains("(0, 1)"), "{problems:?}");
-        let err = check_betas(&Betas::Many(vec![0.01, 0.01])).unwrap_err();
-        assert!(err.contains("twice"), "{err}");
-        assert!(check_betas(&Betas::Many(vec![])).is_err());
+        FdaTranslateCache::validate(&FdaParams::default()).unwrap();
+        for bad in [0.0, 1.0, -0.1, f64::NAN] {
+            let problems = FdaTranslateCache::validate(&FdaParams {
+                beta: bad,
+                ..FdaParams::default()
+            })
+            .unwrap_err();
+            assert_eq!(problems.len(), 1);
+            assert_eq!(problems[0].param, "beta");
+            assert!(problems[0].message.contains("(0, 1)"), "{problems:?}");
+        }
     }
 
     #[test]
-    fn folder_names_read_back() {
-        assert_eq!(beta_folder(0.01), "beta-0.01");
-        assert_eq!(beta_folder(0.1), "beta-0.1");
+    fn a_beta_list_is_a_problem_named_beta() {
+        let problems = uda_stage::params_from_value::<FdaParams>(
+            FdaTranslateCache::KIND,
+            serde_json::json!({"beta": [0.01, 0.05]}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            problems.contains("param beta: a list of betas is not accepted"),
+            "{problems}"
+        );
     }
 }

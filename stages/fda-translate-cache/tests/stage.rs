@@ -217,57 +217,25 @@ fn single_beta_writes_both_directions_pairs_and_previews() {
     assert!(metrics["s2t_images_per_s"].as_f64().unwrap() > 0.0);
 }
 
+/// β is swept by the runner (`foreach`), not by the stage: a list is refused before any work.
 #[test]
-fn beta_list_gives_one_folder_per_beta() {
+fn beta_list_is_refused_pointing_at_foreach() {
     let d = tempfile::tempdir().unwrap();
-    let (h, w) = (17, 30); // odd height
-    let source = make_set(&d.path().join("gta"), 3, h, w, 21, true);
-    let target = make_set(&d.path().join("cs"), 4, h, w, 22, true);
+    let source = make_set(&d.path().join("gta"), 3, 24, 40, 1, true);
+    let target = make_set(&d.path().join("cs"), 2, 24, 40, 2, false);
     let out = d.path().join("out");
-    expect_ok(&run(
-        &out,
-        &source,
-        &target,
-        &["beta=[0.1, 0.2]", "window=rect", "previews=1"],
-    ));
-    let (src_set, trg_set) = (
-        ImageSet::open(&source).unwrap(),
-        ImageSet::open(&target).unwrap(),
+    expect_err(
+        &run(&out, &source, &target, &["beta=[0.1, 0.2]"]),
+        &[
+            "param beta",
+            "a list of betas is not accepted",
+            "foreach: {beta:",
+        ],
     );
-    let pairing = Pairing::new(3, 4, 0).unwrap();
-    for beta in [0.1, 0.2] {
-        let dir = out.join(format!("beta-{beta}"));
-        check_direction(
-            &dir.join("s2t"),
-            &src_set,
-            &trg_set,
-            &pairing.source_to_target,
-            beta,
-            Window::Rect,
-        );
-        check_direction(
-            &dir.join("t2s"),
-            &trg_set,
-            &src_set,
-            &pairing.target_to_source,
-            beta,
-            Window::Rect,
-        );
-        assert!(dir.join(PAIRS).exists() && dir.join("previews/s2t-00000.png").exists());
-    }
-    assert!(!out.join("s2t").exists());
-    // The two β differ.
-    let a = ImageSet::open(&out.join("beta-0.1/s2t"))
-        .unwrap()
-        .images()
-        .read(0)
-        .unwrap();
-    let b = ImageSet::open(&out.join("beta-0.2/s2t"))
-        .unwrap()
-        .images()
-        .read(0)
-        .unwrap();
-    assert_ne!(a, b);
+    assert!(!out.exists());
+    let (report, status) = check(&["-p", "beta=[0.1]"]);
+    assert!(status.success());
+    assert_eq!(report["problems"][0]["param"], "beta", "{report}");
 }
 
 #[test]
@@ -282,7 +250,7 @@ fn bad_params_and_inputs_are_named() {
         &["param beta", "1.5", "(0, 1)"],
     );
     expect_err(
-        &run(&out, &source, &target, &["beta=[0.01, 0.0]"]),
+        &run(&out, &source, &target, &["beta=0"]),
         &["param beta", "= 0"],
     );
     expect_err(
