@@ -3,6 +3,7 @@
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use uda_runner::commands::{self, DagFormat};
@@ -115,6 +116,12 @@ enum Cmd {
     /// IoU tables of evaluate outputs (the paper's Table 1), other Parquet files as tables, or
     /// the run history.
     Report(ReportArgs),
+    /// The project's stages: what each takes and makes (`--markdown`: the reference in
+    /// docs/stages.md).
+    Stages {
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -295,6 +302,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let cache = contexts[0].cache.clone();
             commands::gc(&cache, &contexts, dry_run, &mut stdout)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Stages { markdown } => {
+            let stages = uda_runner::reference::project_stages()?;
+            if markdown {
+                write!(stdout, "{}", uda_runner::reference::markdown(&stages))?;
+            } else {
+                for d in &stages {
+                    writeln!(stdout, "{:22} {}", d.kind, d.doc)?;
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Report(a) => {

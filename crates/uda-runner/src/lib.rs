@@ -28,6 +28,7 @@ pub(crate) mod overrides;
 pub mod pipeline;
 pub mod plan;
 pub mod process;
+pub mod reference;
 pub(crate) mod refs;
 pub(crate) mod report;
 pub(crate) mod resources;
