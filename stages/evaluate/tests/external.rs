@@ -7,6 +7,7 @@ use uda_data::classes::TRAIN_TO_LABEL;
 use uda_data::png::{write_gray, write_rgb};
 use uda_data::table::{column, read_parquet};
 use uda_metrics::external::{PredIds, match_predictions, score_pairs};
+use uda_metrics::report::{CONFUSION, PER_CLASS, PER_IMAGE, SUMMARY};
 
 const NAMES: [&str; 3] = [
     "lindau_000000_000019",
@@ -91,7 +92,7 @@ fn fixture(d: &Path) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 fn ious(out: &Path) -> Vec<Option<f64>> {
-    let path = out.join("per_class.parquet");
+    let path = out.join(PER_CLASS);
     let t = read_parquet(&path).unwrap();
     column::<Float64Array>(&path, &t, "iou")
         .unwrap()
@@ -131,7 +132,7 @@ fn both_spellings_score_like_the_library_and_write_everything() {
     );
     assert!(got.iter().all(Option::is_some));
 
-    let path = out1.join("summary.parquet");
+    let path = out1.join(SUMMARY);
     let t = read_parquet(&path).unwrap();
     assert_eq!(
         column::<Float64Array>(&path, &t, "miou").unwrap().value(0),
@@ -151,16 +152,14 @@ fn both_spellings_score_like_the_library_and_write_everything() {
             .value(0)
             .contains("\"pred_ids\":\"train\"")
     );
-    let path = out1.join("per_image.parquet");
+    let path = out1.join(PER_IMAGE);
     let t = read_parquet(&path).unwrap();
     assert_eq!(
         column::<StringArray>(&path, &t, "name").unwrap().value(2),
         NAMES[2]
     );
     assert_eq!(
-        read_parquet(&out1.join("confusion.parquet"))
-            .unwrap()
-            .num_rows(),
+        read_parquet(&out1.join(CONFUSION)).unwrap().num_rows(),
         19 * 20
     );
 

@@ -12,6 +12,7 @@ use uda_data::imageset::{IMAGES, LABELS, MANIFEST};
 use uda_data::table::{column, read_parquet, write_parquet};
 use uda_data::zarr::{ArrayLayout, ImageArrayWriter};
 use uda_metrics::ConfusionMatrix;
+use uda_metrics::report::{CONFUSION, PER_IMAGE, SUMMARY};
 use uda_models::tch::{self, Device, Kind, Tensor, nn::VarStore};
 use uda_models::{Backbone, Normalization, SegNet};
 use uda_train::ModelInfo;
@@ -220,7 +221,7 @@ fn random_enet_checkpoint_scores_as_its_predictions() {
             per_image.push(m.scores().miou);
             total.merge(&m);
         }
-        let path = out.join("confusion.parquet");
+        let path = out.join(CONFUSION);
         let t = read_parquet(&path).unwrap();
         let (gt, pr, count) = (
             column::<UInt8Array>(&path, &t, "gt").unwrap(),
@@ -241,7 +242,7 @@ fn random_enet_checkpoint_scores_as_its_predictions() {
                 pr.value(r)
             );
         }
-        let path = out.join("per_image.parquet");
+        let path = out.join(PER_IMAGE);
         let t = read_parquet(&path).unwrap();
         assert_eq!(
             column::<Float64Array>(&path, &t, "miou")
@@ -254,7 +255,7 @@ fn random_enet_checkpoint_scores_as_its_predictions() {
             column::<StringArray>(&path, &t, "name").unwrap().value(1),
             "b"
         );
-        let path = out.join("summary.parquet");
+        let path = out.join(SUMMARY);
         let t = read_parquet(&path).unwrap();
         assert!(
             column::<StringArray>(&path, &t, "model_meta")

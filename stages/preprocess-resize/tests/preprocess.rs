@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use uda_data::imageset::MANIFEST;
 use uda_data::png::{write_gray, write_rgb};
 use uda_data::{ImageSet, table};
 
@@ -74,7 +75,7 @@ fn gta5_resize_maps_ids_and_writes_an_imageset() {
     assert_eq!(labels[19], 13);
     assert_eq!(labels[9 * 20 + 5], 255);
     assert!(labels.iter().all(|&v| v == 0 || v == 13 || v == 255));
-    let manifest = table::read_parquet(&out.join("manifest.parquet")).unwrap();
+    let manifest = table::read_parquet(&out.join(MANIFEST)).unwrap();
     assert_eq!(manifest.num_rows(), 5);
     let names =
         table::column::<arrow::array::StringArray>(Path::new("m"), &manifest, "name").unwrap();

@@ -37,6 +37,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use uda_data::ImageSet;
 use uda_data::classes::NUM_CLASSES;
+use uda_data::imageset::MANIFEST;
 use uda_data::zarr::{ArrayLayout, ImageArray, ImageArrayWriter};
 use uda_metrics::ConfusionMatrix;
 use uda_metrics::panel::{Raster, write_qualitative_panel};
@@ -51,7 +52,6 @@ pub const CONFIDENCE: &str = "confidence.zarr";
 pub const PREDICTION: &str = "prediction.zarr";
 pub const CLASSES_TABLE: &str = "classes.parquet";
 pub const PREVIEWS: &str = "previews";
-pub const MANIFEST: &str = "manifest.parquet";
 
 /// The stage.
 #[derive(Debug)]
