@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue #6 benchmark: step time and peak memory of contrastive-train against pretrain at the
+# Contrastive-training benchmark: step time and peak memory of contrastive-train against pretrain at the
 # same resolution on the CPU, at two image sizes, plus the exact (unsampled) contrastive loss to
 # show what the per-class caps bound.
 #

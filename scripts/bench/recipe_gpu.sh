@@ -15,15 +15,15 @@
 # recipe with its real sizes and resources through `uda-pipe run`, and prints per-stage wall time
 # and, for the trainings, the median seconds per iteration from train_log.parquet (first 10
 # iterations, cuDNN autotuning, left out). Extrapolating to the real dataset sizes and 30k
-# iterations is then arithmetic (README, "Real data").
+# iterations is then arithmetic (docs/real-data.md).
 #
 # Knobs (environment): RECIPE_ITERS (200), RECIPE_N_SOURCE (100), RECIPE_N_TARGET (100),
 # RECIPE_N_VAL (50), RECIPE_HEIGHT/RECIPE_WIDTH of the generated images (1024/2048),
 # RECIPE_PARTS (which of "step parity recipe" to run; all by default),
 # RECIPE_DEVICE (cuda), RECIPE_LR (1e-6: the random trunk with frozen BatchNorm diverges at the
 # paper's 2.5e-4, and the learning rate does not change what a step costs), RECIPE_SIZES (extra
-# --set lines for a CPU dry run), RECIPE_WORK (/tmp/recipe), OUT (where logs go; the device tool
-# sets it).
+# --set lines for a CPU dry run), RECIPE_WORK (/tmp/recipe), OUT (where logs go; default
+# /tmp/recipe_out).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 bundle="$root/.gpu/recipe"

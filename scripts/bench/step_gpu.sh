@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The training-step benchmark on a GPU machine: DeepLabV2 (and ENet) at 1024x512, tch against
-# PyTorch on the same GPU in the same run. The GPU machine has no Rust toolchain (see
-# shared/gpu/README.md), so this runs in two halves:
+# PyTorch on the same GPU in the same run. A GPU machine often has no Rust toolchain (see
+# docs/gpu.md), so this runs in two halves:
 #
 #   scripts/bench/step_gpu.sh prepare   # here: release-build the Rust step, bundle it in .gpu/step/
 #   scripts/bench/step_gpu.sh run       # there (repository root, .gpu carried): prints the table

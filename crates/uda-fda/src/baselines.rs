@@ -1,4 +1,4 @@
-//! Trivial colour baselines the method must beat (issue #8): they use no spatial frequency at
+//! Trivial colour baselines the method must beat: they use no spatial frequency at
 //! all, so a gain of FDA over them is more than mean-colour matching.
 //!
 //! * [`normalize_mean_std`]: each image's channels shifted and scaled to a fixed mean and

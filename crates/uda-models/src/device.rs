@@ -138,7 +138,7 @@ fn cuda_ready() -> Result<(), String> {
             path.display()
         ),
         Err(e) => format!(
-            "could not load {CUDA_LIB} ({e}); on a GPU machine point LD_LIBRARY_PATH at its torch/lib (see shared/gpu/README.md)"
+            "could not load {CUDA_LIB} ({e}); on a GPU machine point LD_LIBRARY_PATH at its torch/lib (see docs/gpu.md)"
         ),
     })
 }

@@ -1,6 +1,6 @@
 //! The polars side: `per_class.parquet` files → one long DataFrame → the wide table.
 //!
-//! The same three steps work in a notebook (see the README): scan every `per_class.parquet`
+//! The same three steps work in a notebook (see docs/report.md): scan every `per_class.parquet`
 //! lazily with a `run` column added, concatenate, pivot `class_name` into columns.
 
 use crate::error::{PolarsContext, ReportError, Result};

@@ -1,4 +1,4 @@
-//! The `colour-baseline` stage: the trivial baselines of issue #8, as ImageSets a training stage
+//! The `colour-baseline` stage: the trivial colour baselines (no spatial frequency at all), as ImageSets a training stage
 //! reads like any other (see [`uda_fda::baselines`]).
 //!
 //! * `mode: mean-std`: every image of `images` normalised to per-channel mean `mean` and standard

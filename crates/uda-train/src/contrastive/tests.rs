@@ -112,7 +112,8 @@ fn class_zero_counts_and_classes_in_one_view_only_are_skipped() {
     yk[15] = 4;
     yk[14] = 255;
     check_against_naive(&ya, &yk, h, w, 2);
-    // Class 0 alone must give a non-zero loss (the known bug skips it).
+    // Class 0 alone must give a non-zero loss: class id 0 (road) is a class like any other, not
+    // "no label" (a `label > 0` mask would drop it).
     let ya = vec![0i64; h * w];
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let (ta, _) = random_features(&mut rng, 8, h, w);
