@@ -12,7 +12,7 @@ use uda_metrics::external::{PredIds, match_predictions, score_pairs};
 use uda_metrics::{ConfusionMatrix, Provenance, Report};
 
 fn python() -> PathBuf {
-    uda_data::testing::venv_python()
+    uda_testing::venv_python()
 }
 
 fn run_python(script: &str, args: &[&Path]) -> String {

@@ -1,4 +1,4 @@
-//! Writes a small synthetic ImageSet (see `uda_train::synthetic`) for trying the training stages
+//! Writes a small synthetic ImageSet (see `uda_testing::synthetic`) for trying the training stages
 //! without real data.
 //!
 //! Usage: `synthetic_imageset DIR N HEIGHT WIDTH LABELS(0|1) SEED SHIFT`
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         eprintln!("error: N, HEIGHT, WIDTH and SEED must be non-negative integers");
         return ExitCode::from(2);
     };
-    match uda_train::synthetic::write_imageset(
+    match uda_testing::synthetic::write_imageset(
         std::path::Path::new(&a[0]),
         n,
         h,

@@ -14,7 +14,6 @@
 //!   exact resume ([`checkpoint`]).
 //! * [`model_info`]: `model.json`, how a later stage rebuilds a trained model;
 //!   [`inference`]: loading and running it (evaluation, pseudo-labels).
-//! * [`synthetic`]: small street-like ImageSets for tests and benchmarks.
 //!
 //! # Resume folder (for the runner and for people)
 //!
@@ -50,7 +49,6 @@ pub mod sampler;
 pub mod schedule;
 pub mod session;
 pub mod source;
-pub mod synthetic;
 pub mod trainer;
 
 pub use error::TrainError;

@@ -9,7 +9,7 @@ use uda_train::losses::{charbonnier_entropy, segmentation_cross_entropy};
 use uda_train::{Optimizer, OptimizerConfig};
 
 fn python() -> PathBuf {
-    uda_data::testing::venv_python()
+    uda_testing::venv_python()
 }
 
 /// Runs `script` with `inputs` saved as `in.safetensors`; the script writes `out.safetensors`.

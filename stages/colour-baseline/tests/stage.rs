@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use uda_data::ImageSet;
-use uda_train::synthetic::write_imageset;
+use uda_testing::synthetic::write_imageset;
 
 const BIN: &str = env!("CARGO_BIN_EXE_colour-baseline");
 
@@ -34,7 +34,7 @@ out.tofile(out_path)
 "#;
 
 fn python() -> PathBuf {
-    uda_data::testing::venv_python()
+    uda_testing::venv_python()
 }
 
 fn run(out: &Path, inputs: &[(&str, &Path)], params: &[&str]) -> Output {

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use uda_data::zarr::{ArrayLayout, ImageArray, ImageArrayWriter};
-use uda_train::synthetic::write_imageset;
+use uda_testing::synthetic::write_imageset;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -9,8 +9,8 @@ use uda_data::imageset::LABELS;
 use uda_data::table::read_parquet;
 use uda_data::zarr::{ArrayLayout, ImageArray, ImageArrayWriter};
 use uda_models::tch::{Device, nn::VarStore};
+use uda_testing::synthetic::write_imageset;
 use uda_train::ModelInfo;
-use uda_train::synthetic::write_imageset;
 
 const BIN: &str = env!("CARGO_BIN_EXE_contrastive-train");
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use uda_train::synthetic::write_imageset;
+use uda_testing::synthetic::write_imageset;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pretrain");
 

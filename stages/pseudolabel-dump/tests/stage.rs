@@ -10,8 +10,8 @@ use uda_data::table::{column, read_parquet};
 use uda_data::zarr::ImageArray;
 use uda_models::tch::{Device, nn::VarStore};
 use uda_models::{Backbone, ModelConfig, SegNet};
+use uda_testing::synthetic::write_imageset;
 use uda_train::ModelInfo;
-use uda_train::synthetic::write_imageset;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pseudolabel-dump");
 
@@ -58,7 +58,7 @@ fn ok(o: &Output) {
 }
 
 fn python() -> PathBuf {
-    uda_data::testing::venv_python()
+    uda_testing::venv_python()
 }
 
 /// FDA's `getSudoLabel_multi.py` thresholding, transcribed in numpy, on the stage's own

@@ -9,22 +9,12 @@ use std::process::Command;
 use uda_models::tch::{Kind, Tensor};
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_owned()
+    uda_testing::workspace_root()
 }
 
 /// The project's virtualenv python (torch, torchvision, safetensors).
 pub fn python() -> PathBuf {
-    let py = workspace_root().join(".venv/bin/python");
-    assert!(
-        py.exists(),
-        "{} is missing: run scripts/setup.sh to create the project virtualenv (PyTorch reference)",
-        py.display()
-    );
-    py
+    uda_testing::venv_python()
 }
 
 pub fn script(name: &str) -> PathBuf {

@@ -2,10 +2,10 @@
 //! scenes (sky, building, road, a car) whose colours follow their labels, so a model can learn
 //! them in a few iterations, with a colour shift between "source" and "target" looks.
 
-use crate::TrainError;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
+use uda_data::DataError;
 use uda_data::imageset::{IMAGES, LABELS};
 use uda_data::zarr::{ArrayLayout, ImageArrayWriter};
 
@@ -68,20 +68,18 @@ pub fn write_imageset(
     labels: bool,
     seed: u64,
     shift: f32,
-) -> Result<(), TrainError> {
-    let err = |e: uda_data::DataError| TrainError::Data {
-        context: dir.display().to_string(),
-        message: e.to_string(),
-    };
-    std::fs::create_dir_all(dir)
-        .map_err(|e| TrainError::io(format!("creating {}", dir.display()), e))?;
-    let images = ImageArrayWriter::create(&dir.join(IMAGES), ArrayLayout::images(n, height, width))
-        .map_err(err)?;
+) -> Result<(), DataError> {
+    std::fs::create_dir_all(dir).map_err(|source| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let images =
+        ImageArrayWriter::create(&dir.join(IMAGES), ArrayLayout::images(n, height, width))?;
     let label_writer = if labels {
-        Some(
-            ImageArrayWriter::create(&dir.join(LABELS), ArrayLayout::labels(n, height, width))
-                .map_err(err)?,
-        )
+        Some(ImageArrayWriter::create(
+            &dir.join(LABELS),
+            ArrayLayout::labels(n, height, width),
+        )?)
     } else {
         None
     };
@@ -92,14 +90,14 @@ pub fn write_imageset(
             img_buf.extend_from_slice(&rgb);
             lab_buf.extend_from_slice(&lab);
         }
-        images.write_shard(shard, &img_buf).map_err(err)?;
+        images.write_shard(shard, &img_buf)?;
         if let Some(w) = &label_writer {
-            w.write_shard(shard, &lab_buf).map_err(err)?;
+            w.write_shard(shard, &lab_buf)?;
         }
     }
-    images.finish().map_err(err)?;
+    images.finish()?;
     if let Some(w) = label_writer {
-        w.finish().map_err(err)?;
+        w.finish()?;
     }
     Ok(())
 }
@@ -107,29 +105,26 @@ pub fn write_imageset(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::{ImageSetSource, SampleSource};
+    use uda_data::ImageSet;
 
     #[test]
-    fn written_sets_read_back_through_the_source() {
+    fn written_sets_read_back() {
         let dir = tempfile::tempdir().unwrap();
         write_imageset(&dir.path().join("s"), 3, 16, 24, true, 4, 0.0).unwrap();
-        let src = ImageSetSource::open(&dir.path().join("s"), true).unwrap();
-        assert_eq!(
-            (src.len(), src.size(), src.has_labels()),
-            (3, (16, 24), true)
-        );
+        let set = ImageSet::open(&dir.path().join("s")).unwrap();
+        assert_eq!((set.len(), set.height(), set.width()), (3, 16, 24));
         let (rgb, lab) = scene(4, 2, 16, 24, 0.0);
-        let mut buf = vec![0u8; 16 * 24 * 3];
-        src.read_image(2, &mut buf).unwrap();
-        assert_eq!(buf, rgb);
-        let mut lbuf = vec![0u8; 16 * 24];
-        src.read_label(2, &mut lbuf).unwrap();
-        assert_eq!(lbuf, lab);
+        assert_eq!(set.images().read(2).unwrap(), rgb);
+        assert_eq!(set.labels().unwrap().read(2).unwrap(), lab);
         assert!(lab.contains(&10) && lab.contains(&0));
+        // The target look differs from the source look of the same scene.
+        assert_ne!(scene(4, 2, 16, 24, 1.0).0, rgb);
         write_imageset(&dir.path().join("t"), 2, 16, 24, false, 5, 1.0).unwrap();
-        let e = ImageSetSource::open(&dir.path().join("t"), true)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("labels.zarr") && e.contains("t"), "{e}");
+        assert!(
+            ImageSet::open(&dir.path().join("t"))
+                .unwrap()
+                .labels()
+                .is_none()
+        );
     }
 }
