@@ -307,7 +307,11 @@ pub fn stage_main_from<S: Stage>(
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: {}: {:#}", S::KIND, anyhow::Error::from(e));
+                eprintln!(
+                    "error: {}: {}",
+                    S::KIND,
+                    error_text(&anyhow::Error::from(e))
+                );
                 ExitCode::FAILURE
             }
         };
