@@ -116,6 +116,17 @@ enum Cmd {
     /// IoU tables of evaluate outputs (the paper's Table 1), other Parquet files as tables, or
     /// the run history.
     Report(ReportArgs),
+    /// Let the cached results of STAGE stand for its rebuilt binary without rerunning (after a
+    /// change you know leaves results unchanged); recorded and shown as "accepted".
+    Accept {
+        #[arg(required = true, value_name = "STAGE")]
+        stages: Vec<String>,
+        /// Also the stages below them (e.g. after a change to a library every stage uses).
+        #[arg(long)]
+        downstream: bool,
+        #[command(flatten)]
+        p: PipelineArgs,
+    },
     /// The project's stages: what each takes and makes (`--markdown`: the reference in
     /// docs/stages.md).
     Stages {
@@ -302,6 +313,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let cache = contexts[0].cache.clone();
             commands::gc(&cache, &contexts, dry_run, &mut stdout)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Accept {
+            stages,
+            downstream,
+            p,
+        } => {
+            uda_runner::accept::accept(&p.load()?, &stages, downstream, &mut stdout)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Stages { markdown } => {

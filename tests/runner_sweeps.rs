@@ -50,7 +50,13 @@ fn sweeps_expand_join_pick_and_gather() {
     // pairs joins copy and gen on their shared variables.
     assert!(dag.contains("pairs[seed=2,count=1,beta=0.05] [uda-test-copy]  <- src: copy[seed=2,count=1,beta=0.05], extra: gen[seed=2,count=1]"), "{dag}");
     let out = p.ok(&["run"]);
-    assert_eq!(Project::counts(&out), (12, 0), "{out}");
+    // pairs[.., beta=0.01] and pairs[.., beta=0.05] read identical inputs (copy's outputs do not
+    // depend on beta) with identical params: one key, one entry, computed once.
+    assert_eq!(Project::counts(&out), (10, 2), "{out}");
+    assert_eq!(
+        p.key_of("pairs[seed=1,count=1,beta=0.01]"),
+        p.key_of("pairs[seed=1,count=1,beta=0.05]")
+    );
     // Each instance is its own node with its own params and entry.
     assert_eq!(
         p.read_latest("copy[seed=2,count=1,beta=0.05]", "files/f0.txt"),
@@ -96,10 +102,18 @@ fn sweeps_expand_join_pick_and_gather() {
         "copy[beta=0.01,seed=1].suffix=END",
     ]);
     let runs: Vec<&str> = out.lines().filter(|l| l.starts_with("would run")).collect();
+    assert_eq!(runs.len(), 1, "that copy instance only: {out}");
+    let depends: Vec<&str> = out
+        .lines()
+        .filter(|l| {
+            l.ends_with("runs only if the outputs of copy[seed=1,count=1,beta=0.01] change")
+        })
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
     assert_eq!(
-        runs.len(),
-        3,
-        "copy, pairs and gather for that instance only: {out}"
+        depends,
+        ["gather", "pairs[seed=1,count=1,beta=0.01]"],
+        "what reads it is decided once it has run: {out}"
     );
     assert!(
         out.contains("would run copy[seed=1,count=1,beta=0.01]")

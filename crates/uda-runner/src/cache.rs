@@ -27,7 +27,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-pub const ENTRY_FORMAT: u32 = 1;
+/// Version of `entry.json`: 2 since keys are computed from input content (see `plan`), and
+/// entries may carry an [`Acceptance`].
+pub const ENTRY_FORMAT: u32 = 2;
 
 /// The record written next to a stage's outputs (`entry.json`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -51,6 +53,37 @@ pub struct EntryMeta {
     pub manifest: Vec<ManifestFile>,
     #[serde(default)]
     pub metrics: Option<serde_json::Value>,
+    /// Set when the entry was not computed by `binary` but carried over to it (`uda-pipe accept`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<Acceptance>,
+}
+
+/// Why an entry stands for a build of its stage that did not compute it: someone said, with
+/// `uda-pipe accept`, that the code change leaves the results as they are. Never silent:
+/// `status`, `show` and the run history say so.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Acceptance {
+    /// The entry the outputs come from (made by the old code).
+    pub from_key: String,
+    /// The binary that computed the outputs.
+    pub computed_by: BinaryRecord,
+    /// When, RFC 3339.
+    pub at: String,
+    /// `user@host`.
+    pub by: String,
+}
+
+impl std::fmt::Display for Acceptance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "accepted {} by {}: computed by the previous build (blake3 {}, entry {}), not rerun",
+            self.at,
+            self.by,
+            &self.computed_by.blake3[..self.computed_by.blake3.len().min(12)],
+            &self.from_key[..self.from_key.len().min(12)]
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -582,6 +615,7 @@ mod tests {
             outputs_hash,
             manifest,
             metrics: None,
+            accepted: None,
         };
         cache.commit(&staging, &meta).unwrap();
         assert!(!staging.exists());

@@ -40,7 +40,13 @@ pub fn status(ctx: &Context, verify: bool, out: &mut dyn Write) -> Result<usize>
     for (i, n) in g.nodes.iter().enumerate() {
         match &decisions[i] {
             Decision::Cached => {
-                let meta = ctx.cache.read_entry(&ctx.keys[i]);
+                let key = ctx.keys[i].as_deref().unwrap_or_default();
+                let meta = ctx.cache.read_entry(key);
+                let accepted = meta
+                    .as_ref()
+                    .and_then(|m| m.accepted.as_ref())
+                    .map(|a| format!("  {a}"))
+                    .unwrap_or_default();
                 let when = meta
                     .map(|m| {
                         format!(
@@ -53,9 +59,19 @@ pub fn status(ctx: &Context, verify: bool, out: &mut dyn Write) -> Result<usize>
                 w(
                     out,
                     format!(
-                        "  ✓ {:width$}  up to date  key {}  {when}",
+                        "  ✓ {:width$}  up to date  key {}  {when}{accepted}",
                         n.id,
-                        short(&ctx.keys[i])
+                        short(key)
+                    ),
+                )?;
+            }
+            Decision::Depends(ups) => {
+                w(
+                    out,
+                    format!(
+                        "  … {:width$}  runs only if the outputs of {} change",
+                        n.id,
+                        crate::run::ids(g, ups)
                     ),
                 )?;
             }
@@ -220,7 +236,7 @@ pub fn show(ctx: &Context, pattern: &str, out: &mut dyn Write) -> Result<()> {
             w(out, "")?;
         }
         let n = &g.nodes[i];
-        let key = &ctx.keys[i];
+        let key = ctx.keys[i].as_deref().unwrap_or_default();
         w(out, format!("{}  [{}]", n.id, n.kind))?;
         w(
             out,
@@ -230,14 +246,28 @@ pub fn show(ctx: &Context, pattern: &str, out: &mut dyn Write) -> Result<()> {
                 short(&crate::hashing::hex(&n.binary.hash))
             ),
         )?;
-        w(out, format!("  key:     {key}"))?;
+        if key.is_empty() {
+            w(out, "  key:     known once its upstream has run")?;
+        } else {
+            w(out, format!("  key:     {key}"))?;
+        }
         let (meta, state) = match &decisions[i] {
             Decision::Cached => (ctx.cache.read_entry(key), "up to date".to_string()),
             Decision::Run(r) => (
                 ctx.cache.latest_entry(&g.name, &n.id),
                 format!("out of date: {}", plan::join(r)),
             ),
+            Decision::Depends(ups) => (
+                ctx.cache.latest_entry(&g.name, &n.id),
+                format!(
+                    "runs only if the outputs of {} change",
+                    crate::run::ids(g, ups)
+                ),
+            ),
         };
+        if let Some(a) = meta.as_ref().and_then(|m| m.accepted.as_ref()) {
+            w(out, format!("  {a}"))?;
+        }
         w(out, format!("  state:   {state}"))?;
         w(
             out,
@@ -324,7 +354,7 @@ pub fn log(ctx: &Context, pattern: &str, out: &mut dyn Write) -> Result<()> {
     let g = &ctx.graph;
     for i in g.select(pattern).map_err(RunnerError::Usage)? {
         let n = &g.nodes[i];
-        let key = &ctx.keys[i];
+        let key = ctx.keys[i].as_deref().unwrap_or_default();
         let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let failed_since = modified(&ctx.cache.failed_log(key)).is_some_and(|f| {
             modified(&ctx.cache.entry_dir(key).join("entry.json")).is_none_or(|e| f >= e)
@@ -373,7 +403,18 @@ pub fn gc(
     let mut keep: HashSet<String> = HashSet::new();
     let mut keep_trees: HashSet<String> = HashSet::new();
     for c in contexts {
-        keep.extend(c.keys.iter().cloned());
+        keep.extend(c.keys.iter().flatten().cloned());
+        // A node whose key is not known yet (below one without an entry) may come back to its
+        // previous entry when the upstream's outputs come out the same: keep that one too.
+        keep.extend(
+            c.graph
+                .nodes
+                .iter()
+                .zip(&c.keys)
+                .filter(|(_, k)| k.is_none())
+                .filter_map(|(n, _)| c.cache.latest_entry(&c.graph.name, &n.id))
+                .map(|m| m.key),
+        );
         keep_trees.extend(c.externals.values().map(|e| e.content.clone()));
     }
     let mut rep = GcReport::default();

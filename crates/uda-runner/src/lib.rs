@@ -14,6 +14,7 @@
 //! The user-facing reference (commands, pipeline.yaml, cache layout, guarantees) is the crate's
 //! README.md.
 
+pub mod accept;
 pub mod cache;
 pub mod commands;
 pub(crate) mod describe;
@@ -28,6 +29,7 @@ pub(crate) mod overrides;
 pub mod pipeline;
 pub mod plan;
 pub mod process;
+pub mod reason;
 pub mod reference;
 pub(crate) mod refs;
 pub(crate) mod report;

@@ -9,7 +9,7 @@ use crate::error::{IoContext, Result, RunnerError};
 use crate::executor::{Executor, Job, log_tail};
 use crate::graph::Source;
 use crate::hashing;
-use crate::plan::{self, Decision, Reason, short};
+use crate::plan::{self, Reason, short};
 use crate::run::{Context, Outcome};
 use crate::ui::{Ui, human_bytes, human_duration};
 use std::ffi::OsString;
@@ -19,6 +19,10 @@ use std::io::Write;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NodeRun<'a> {
     pub i: usize,
+    /// Its key, computed from its inputs as they are now.
+    pub key: &'a str,
+    /// The keys of every node so far (its inputs' entries are found by them).
+    pub keys: &'a [Option<String>],
     pub forced: bool,
     /// Re-hash every output when re-checking the cache (`--verify`).
     pub verify: bool,
@@ -49,7 +53,7 @@ pub(crate) fn run_node(
         }
     };
     let n = &ctx.graph.nodes[node.i];
-    let failed_log = ctx.cache.failed_log(&ctx.keys[node.i]);
+    let failed_log = ctx.cache.failed_log(node.key);
     let kept = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -76,6 +80,8 @@ fn execute_node(
 ) -> Result<Outcome> {
     let NodeRun {
         i,
+        key,
+        keys,
         forced,
         verify,
         reasons,
@@ -83,30 +89,20 @@ fn execute_node(
     let why = plan::join(reasons);
     let g = &ctx.graph;
     let n = &g.nodes[i];
-    let key = &ctx.keys[i];
     let cache = &ctx.cache;
-    let mut waited = false;
     let lock = cache.lock(key, |holder| {
-        waited = true;
         ui.line(&format!(
             "… {}: waiting for another uda-pipe ({holder}) that is computing the same entry",
             n.id
         ));
     })?;
-    if !forced {
-        let ups = vec![Some(Decision::Cached); g.nodes.len()];
-        if plan::decide_one(g, cache, &ctx.keys, &ctx.externals, i, &ups, verify)
-            == Decision::Cached
-        {
-            cache.set_latest(&g.name, &n.id, key)?;
-            let how = if waited || !reasons.iter().any(Reason::is_upstream) {
-                "computed by another uda-pipe process meanwhile"
-            } else {
-                "its upstream reran with identical outputs"
-            };
-            ui.line(&format!("✓ {} cached ({how})", n.id));
-            return Ok(Outcome::Cached);
-        }
+    if !forced && cache.verify(key, verify) == Verified::Ok {
+        cache.set_latest(&g.name, &n.id, key)?;
+        ui.line(&format!(
+            "✓ {} cached (computed by another uda-pipe process meanwhile)",
+            n.id
+        ));
+        return Ok(Outcome::Cached);
     }
     if let Some(sig) = crate::process::cancel_signal() {
         return Ok(Outcome::Skipped(format!(
@@ -128,7 +124,7 @@ fn execute_node(
     for inp in &n.inputs {
         let path = match &inp.source {
             Source::Node { node, subpath } => {
-                let base = cache.out_dir(&ctx.keys[*node]);
+                let base = cache.out_dir(keys[*node].as_deref().unwrap_or_default());
                 match subpath {
                     Some(sp) => base.join(sp),
                     None => base,
@@ -140,8 +136,11 @@ fn execute_node(
                 std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
                 for &u in nodes {
                     let link = dir.join(g.nodes[u].vars_label());
-                    std::os::unix::fs::symlink(cache.out_dir(&ctx.keys[u]), &link)
-                        .ctx(|| format!("linking {}", link.display()))?;
+                    std::os::unix::fs::symlink(
+                        cache.out_dir(keys[u].as_deref().unwrap_or_default()),
+                        &link,
+                    )
+                    .ctx(|| format!("linking {}", link.display()))?;
                 }
                 dir
             }
@@ -249,7 +248,7 @@ fn execute_node(
         .and_then(|t| serde_json::from_str(&t).ok());
     let meta = EntryMeta {
         format: ENTRY_FORMAT,
-        key: key.clone(),
+        key: key.to_string(),
         kind: n.kind.clone(),
         pipeline: g.name.clone(),
         node: n.id.clone(),
@@ -258,7 +257,7 @@ fn execute_node(
             blake3: hashing::hex(&n.binary.hash),
         },
         params: n.params.clone(),
-        inputs: plan::input_records(g, cache, &ctx.keys, &ctx.externals, i),
+        inputs: plan::input_records(g, cache, keys, &ctx.externals, i),
         started: crate::cache::rfc3339(result.started_ms),
         started_unix_ms: result.started_ms,
         duration_s: result.duration.as_secs_f64(),
@@ -267,6 +266,7 @@ fn execute_node(
         outputs_hash,
         manifest,
         metrics,
+        accepted: None,
     };
     cache.commit(&staging, &meta)?;
     let _ = std::fs::remove_file(cache.failed_log(key));

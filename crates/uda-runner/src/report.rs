@@ -91,8 +91,8 @@ pub fn resolve_report_targets(
 /// The result folder of node `i`: its current entry, else the one its `latest` link points to.
 fn node_target(c: &Context, i: usize) -> Option<ReportTarget> {
     let n = &c.graph.nodes[i];
-    let key = &c.keys[i];
-    let path = if c.cache.has_entry(key) {
+    let key = c.keys[i].as_deref().unwrap_or_default();
+    let path = if !key.is_empty() && c.cache.has_entry(key) {
         c.cache.out_dir(key)
     } else {
         c.cache

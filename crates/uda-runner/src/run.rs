@@ -40,7 +40,9 @@ pub struct RunOptions {
 pub struct Context {
     pub graph: Graph,
     pub cache: Cache,
-    pub keys: Vec<String>,
+    /// Each node's key as predicted from the cache; `None` below a node that has no entry yet
+    /// (content keys are known once the inputs exist).
+    pub keys: Vec<Option<String>>,
     pub externals: HashMap<PathBuf, External>,
 }
 
@@ -136,12 +138,13 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
     let included = with_ancestors(g, &targets);
     // Leases first, decisions second: an entry judged cached cannot be removed by a concurrent
     // `gc` before this run has read it.
-    let _leases = if opts.dry_run {
+    let mut leases = if opts.dry_run {
         Vec::new()
     } else {
         included
             .iter()
-            .map(|&i| ctx.cache.lease(&ctx.keys[i]))
+            .filter_map(|&i| ctx.keys[i].as_deref())
+            .map(|k| ctx.cache.lease(k))
             .collect::<Result<Vec<_>>>()?
     };
     let decisions = plan::decide(
@@ -187,6 +190,13 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
         }
     }
     let mut state: Vec<Option<Outcome>> = vec![None; g.nodes.len()];
+    // Keys become final as inputs become ready (content keys); `outputs` are the output hashes
+    // of the entries that finished nodes stand for.
+    let mut keys = ctx.keys.clone();
+    let mut outputs: Vec<Option<String>> = vec![None; g.nodes.len()];
+    // Keys being computed by this run: two instances with one key (identical inputs and params)
+    // are computed once, the second then finds the entry.
+    let mut computing: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut running = vec![false; g.nodes.len()];
     let mut held: HashMap<usize, Vec<String>> = HashMap::new();
     let mut stop = false;
@@ -226,51 +236,76 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
                         continue;
                     }
                     let is_forced = forced.contains(&i);
-                    if !is_forced && decisions[i] == Decision::Cached {
-                        // Checked while planning; only an upstream that ran since can change that.
-                        let upstream_ran = deps
-                            .iter()
-                            .any(|&d| matches!(state[d], Some(Outcome::Ran(_))));
-                        let ups = vec![Some(Decision::Cached); g.nodes.len()];
-                        if !upstream_ran
-                            || plan::decide_one(
-                                g,
-                                &ctx.cache,
-                                &ctx.keys,
-                                &ctx.externals,
-                                i,
-                                &ups,
-                                opts.verify,
-                            ) == Decision::Cached
-                        {
-                            ctx.cache
-                                .set_latest(&g.name, &g.nodes[i].id, &ctx.keys[i])?;
+                    // The key from what the inputs are now (the early cut-off).
+                    let binary = crate::hashing::hex(&g.nodes[i].binary.hash);
+                    let Some(key) =
+                        plan::node_key(g, i, &binary, &ctx.externals, &|u| outputs[u].clone())
+                    else {
+                        state[i] = Some(Outcome::Failed(
+                            "an upstream entry vanished before this stage could read it".into(),
+                        ));
+                        order_done.push(i);
+                        changed = true;
+                        continue;
+                    };
+                    let predicted = keys[i].as_deref() == Some(key.as_str());
+                    if !predicted {
+                        leases.push(ctx.cache.lease(&key)?);
+                        keys[i] = Some(key.clone());
+                    }
+                    let decision = if is_forced {
+                        decisions[i].clone()
+                    } else if predicted && decisions[i] == Decision::Cached {
+                        // Verified while planning.
+                        Decision::Cached
+                    } else {
+                        plan::decide_entry(g, &ctx.cache, &keys, &ctx.externals, i, opts.verify)
+                    };
+                    let reasons = match decision {
+                        Decision::Cached => {
+                            ctx.cache.set_latest(&g.name, &g.nodes[i].id, &key)?;
+                            if let Decision::Depends(ups) = &decisions[i] {
+                                ui.line(&format!(
+                                    "✓ {} cached (the outputs of {} came out as before)",
+                                    g.nodes[i].id,
+                                    ids(g, ups)
+                                ));
+                            }
+                            outputs[i] = ctx.cache.read_entry(&key).map(|m| m.outputs_hash);
                             state[i] = Some(Outcome::Cached);
                             order_done.push(i);
                             changed = true;
                             continue;
                         }
-                    }
+                        Decision::Run(_) | Decision::Depends(_) if computing.contains(&key) => {
+                            continue;
+                        }
+                        Decision::Run(r) => r,
+                        Decision::Depends(ups) => ups
+                            .iter()
+                            .map(|&u| Reason::Upstream {
+                                input: None,
+                                upstream: g.nodes[u].id.clone(),
+                                change: UpstreamChange::OutputsChanged,
+                            })
+                            .collect(),
+                    };
                     if !pool.fits(&g.nodes[i].resources) {
                         continue;
                     }
                     let gpus = pool.take(&g.nodes[i].resources);
+                    computing.insert(key.clone());
                     held.insert(i, gpus.clone());
                     running[i] = true;
                     changed = true;
                     let tx = tx.clone();
-                    let reasons = match &decisions[i] {
-                        Decision::Run(r) => r.clone(),
-                        Decision::Cached => vec![Reason::Upstream {
-                            input: None,
-                            upstream: String::new(),
-                            change: UpstreamChange::Recomputed,
-                        }],
-                    };
                     let verify = opts.verify;
+                    let keys = keys.clone();
                     s.spawn(move || {
                         let node = NodeRun {
                             i,
+                            key: &key,
+                            keys: &keys,
                             forced: is_forced,
                             verify,
                             reasons: &reasons,
@@ -284,9 +319,18 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
             }
             let Ok((i, outcome)) = rx.recv() else { break };
             running[i] = false;
+            if let Some(k) = &keys[i] {
+                computing.remove(k);
+            }
             pool.give(&g.nodes[i].resources, held.remove(&i).unwrap_or_default());
             if matches!(outcome, Outcome::Failed(_)) && !opts.keep_going {
                 stop = true;
+            }
+            if matches!(outcome, Outcome::Ran(_) | Outcome::Cached) {
+                outputs[i] = keys[i]
+                    .as_deref()
+                    .and_then(|k| ctx.cache.read_entry(k))
+                    .map(|m| m.outputs_hash);
             }
             state[i] = Some(outcome);
             order_done.push(i);
@@ -311,7 +355,7 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
         .map(|&i| (i, state[i].clone().unwrap_or(Outcome::Cached)))
         .collect();
     let run_id = format!("{}-{}", crate::cache::now_ms(), std::process::id());
-    let rows = history_rows(ctx, &run_id, &outcomes);
+    let rows = history_rows(ctx, &keys, &run_id, &outcomes);
     let history = match history::write_run(&ctx.cache.history_dir(), &run_id, &rows) {
         Ok(p) => Some(p),
         Err(e) => {
@@ -327,7 +371,12 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
 }
 
 /// One history row per node of the run, in the order they ended.
-fn history_rows(ctx: &Context, run_id: &str, outcomes: &[(usize, Outcome)]) -> Vec<HistoryRow> {
+fn history_rows(
+    ctx: &Context,
+    keys: &[Option<String>],
+    run_id: &str,
+    outcomes: &[(usize, Outcome)],
+) -> Vec<HistoryRow> {
     let g = &ctx.graph;
     outcomes
         .iter()
@@ -351,7 +400,7 @@ fn history_rows(ctx: &Context, run_id: &str, outcomes: &[(usize, Outcome)]) -> V
                 node: n.id.clone(),
                 stage: n.stage.clone(),
                 kind: n.kind.clone(),
-                key: ctx.keys[*i].clone(),
+                key: keys[*i].clone().unwrap_or_default(),
                 outcome: outcome.into(),
                 start_ms: start,
                 duration_s: dur,
@@ -362,21 +411,32 @@ fn history_rows(ctx: &Context, run_id: &str, outcomes: &[(usize, Outcome)]) -> V
         .collect()
 }
 
-/// What `run --dry-run` prints: what would run and why, and what is up to date.
+/// What `run --dry-run` prints: what would run and why, what runs only if an upstream's outputs
+/// change, and what is up to date.
 fn report_dry_run(ctx: &Context, included: &[usize], decisions: &[Decision], ui: &Ui) {
     let g = &ctx.graph;
     let mut any = false;
     for &i in included {
         if let Decision::Run(reasons) = &decisions[i] {
             any = true;
-            ui.line(&format!(
-                "would run {} (key {})",
-                g.nodes[i].id,
-                short(&ctx.keys[i])
-            ));
+            let key = match &ctx.keys[i] {
+                Some(k) => format!("key {}", short(k)),
+                None => "key known once its inputs have run".into(),
+            };
+            ui.line(&format!("would run {} ({key})", g.nodes[i].id));
             for r in reasons {
                 ui.line(&format!("    because {r}"));
             }
+        }
+    }
+    for &i in included {
+        if let Decision::Depends(ups) = &decisions[i] {
+            any = true;
+            ui.line(&format!(
+                "{} runs only if the outputs of {} change",
+                g.nodes[i].id,
+                ids(g, ups)
+            ));
         }
     }
     let cached: Vec<&str> = included
@@ -390,6 +450,15 @@ fn report_dry_run(ctx: &Context, included: &[usize], decisions: &[Decision], ui:
     if !any {
         ui.line("nothing to run");
     }
+}
+
+/// Node ids, comma-separated.
+pub(crate) fn ids(g: &Graph, nodes: &[usize]) -> String {
+    nodes
+        .iter()
+        .map(|&u| g.nodes[u].id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Loads a pipeline file into a [`Context`] (parse, validate against the stage binaries, hash).
@@ -410,7 +479,8 @@ pub fn load(path: &Path, sets: &[String], cache_override: Option<&Path>) -> Resu
         return Err(RunnerError::Invalid(issues.list));
     };
     graph.cache_dir = cache_dir;
-    let (keys, externals) = plan::keys(&graph, &cache)?;
+    let externals = plan::externals(&graph, &cache)?;
+    let keys = plan::predict_keys(&graph, &cache, &externals);
     Ok(Context {
         graph,
         cache,
