@@ -36,7 +36,7 @@ fn build_stages() -> PathBuf {
 }
 
 /// The counts of a run's closing line `N ran, N cached, N failed, N skipped in T`.
-fn summary(text: &str) -> [usize; 4] {
+fn run_counts(text: &str) -> [usize; 4] {
     let line = text
         .lines()
         .rev()
@@ -123,7 +123,7 @@ fn default_pipeline_runs_end_to_end_at_toy_scale() {
     );
     // Nothing changed: the second run computes nothing.
     let again = run(&exe, &cache, &[]);
-    let [ran, cached, failed, _] = summary(&again);
+    let [ran, cached, failed, _] = run_counts(&again);
     assert_eq!((ran, failed), (0, 0), "{again}");
     assert!(cached > 0, "{again}");
 }
@@ -157,7 +157,7 @@ fn ablation_pipeline_validates_against_the_stage_binaries() {
 }
 
 fn python() -> PathBuf {
-    uda_data::testing::venv_python()
+    uda_testing::venv_python()
 }
 
 /// `pipelines/gta5-cityscapes.yaml` itself (not a copy) at toy scale: generated data in the real
@@ -244,7 +244,7 @@ fn real_data_recipe_runs_end_to_end_at_toy_scale() {
             .value(0);
     assert!(valid > 2 * 32 * 64, "{valid} pixels scored");
     let again = run(&[]);
-    let [ran, cached, failed, _] = summary(&again);
+    let [ran, cached, failed, _] = run_counts(&again);
     assert_eq!((ran, failed), (0, 0), "{again}");
     assert!(cached > 0, "{again}");
 }

@@ -7,7 +7,6 @@ mod error;
 pub mod imageset;
 pub mod png;
 pub mod table;
-pub mod testing;
 pub mod zarr;
 
 pub use error::{DataError, Result};
