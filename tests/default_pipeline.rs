@@ -7,32 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The stage binaries the pipelines use, beside `uda-pipe`. `cargo test --workspace` (what
-/// `scripts/test.sh` runs) builds each of them for its own package's integration tests; building
-/// them here with `cargo build` would resolve features without dev-dependencies and rebuild half
-/// the dependency tree (polars included) on every test run.
-const STAGES: [&str; 8] = [
-    "synth-scenes",
-    "preprocess-resize",
-    "fda-translate-cache",
-    "pretrain",
-    "pseudolabel-dump",
-    "contrastive-train",
-    "evaluate",
-    "colour-baseline",
-];
+mod toy;
 
 fn build_stages() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_uda-pipe"));
-    let dir = exe.parent().unwrap();
-    for stage in STAGES {
-        assert!(
-            dir.join(stage).exists(),
-            "{} missing: run the whole suite (`cargo test --workspace`), which builds every stage binary",
-            dir.join(stage).display()
-        );
-    }
-    exe
+    toy::uda_pipe()
 }
 
 /// The counts of a run's closing line `N ran, N cached, N failed, N skipped in T`.
@@ -53,16 +31,7 @@ fn run(exe: &Path, cache: &Path, extra: &[&str]) -> String {
     let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline.yaml");
     let mut c = Command::new(exe);
     c.arg("run").arg(&pipeline).arg("--cache").arg(cache);
-    for s in [
-        "synth.n_source=12",
-        "synth.n_target_train=12",
-        "synth.n_target_val=6",
-        "iterations=2",
-        "synth.height=64",
-        "synth.width=128",
-        "size=[64, 128]",
-        "crop=[128, 64]",
-    ] {
+    for s in toy::TOY {
         c.arg("--set").arg(s);
     }
     c.args(extra);

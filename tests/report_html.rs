@@ -11,43 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-/// The stage binaries of the default pipeline, beside `uda-pipe` (see tests/default_pipeline.rs:
-/// the whole suite builds them; building them here would resolve features differently).
-const STAGES: [&str; 8] = [
-    "synth-scenes",
-    "preprocess-resize",
-    "fda-translate-cache",
-    "pretrain",
-    "pseudolabel-dump",
-    "contrastive-train",
-    "evaluate",
-    "colour-baseline",
-];
+use toy::TOY;
 
-/// The toy scale of tests/default_pipeline.rs; `report` needs the same overrides to find the
-/// same cache keys.
-const TOY: [&str; 8] = [
-    "synth.n_source=12",
-    "synth.n_target_train=12",
-    "synth.n_target_val=6",
-    "iterations=2",
-    "synth.height=64",
-    "synth.width=128",
-    "size=[64, 128]",
-    "crop=[128, 64]",
-];
+mod toy;
 
 fn exe() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_uda-pipe"));
-    let dir = exe.parent().unwrap();
-    for stage in STAGES {
-        assert!(
-            dir.join(stage).exists(),
-            "{} missing: run the whole suite (`cargo test --workspace`), which builds every stage binary",
-            dir.join(stage).display()
-        );
-    }
-    exe
+    toy::uda_pipe()
 }
 
 fn pipeline() -> PathBuf {

@@ -172,18 +172,7 @@ fn corrupted_entries_are_detected_and_recomputed() {
     p.ok(&["run"]);
     let file = p.latest("copy").join("f0.txt");
     let original = std::fs::read(&file).unwrap();
-    let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
-    // Same size, same mtime: only a full re-hash (--verify) can see it.
-    let mut altered = original.clone();
-    altered[0] ^= 0x20;
-    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    std::fs::write(&file, &altered).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&file)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    let altered = runner_support::flip_first_byte_keeping_mtime(&file);
     let out = p.ok(&["status"]);
     assert!(
         out.lines()

@@ -79,6 +79,26 @@ fn slow_pipeline(pid_file: &Path) -> String {
     )
 }
 
+/// Starts `uda-pipe run` of [`slow_pipeline`] (its stage runs for a minute) and waits until the
+/// stage has started; returns the runner, the project and the pid file.
+fn start_slow_run(grace_s: &str) -> (Child, Project, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    let p = Project::new(&slow_pipeline(&pid_file));
+    let child = p
+        .cmd(&["run"])
+        .env("UDA_TEST_SLOW_MILLIS", "60000")
+        .env("UDA_KILL_GRACE_S", grace_s)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the stage to start", Duration::from_secs(60), || {
+        pids_in(&pid_file) == 1
+    });
+    (child, p, dir)
+}
+
 fn pids_in(file: &Path) -> usize {
     std::fs::read_to_string(file)
         .map(|t| t.lines().count())
@@ -93,17 +113,7 @@ fn run_verify_recomputes_a_corruption_it_finds() {
     p.ok(&["run"]);
     let file = p.latest("gen").join("files/f0.txt");
     let original = std::fs::read(&file).unwrap();
-    let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
-    let mut altered = original.clone();
-    altered[0] ^= 0x20;
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::fs::write(&file, &altered).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&file)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    runner_support::flip_first_byte_keeping_mtime(&file);
     let out = p.ok(&["run", "--verify"]);
     assert!(
         out.contains("is corrupted (files/f0.txt was altered"),
@@ -128,20 +138,8 @@ fn run_verify_recomputes_a_corruption_it_finds() {
 #[test]
 fn a_signal_to_the_runner_stops_its_stages_and_commits_nothing() {
     for (sig, code) in [("TERM", 143), ("INT", 130)] {
-        let dir = tempfile::tempdir().unwrap();
+        let (mut child, p, dir) = start_slow_run("5");
         let pid_file = dir.path().join("pids");
-        let p = Project::new(&slow_pipeline(&pid_file));
-        let mut child = p
-            .cmd(&["run"])
-            .env("UDA_TEST_SLOW_MILLIS", "60000")
-            .env("UDA_KILL_GRACE_S", "5")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_for("the stage to start", Duration::from_secs(60), || {
-            pids_in(&pid_file) == 1
-        });
         assert!(!live_processes_mentioning(p.dir.path()).is_empty());
         signal(child.id(), sig);
         let status = wait_exit(&mut child, "the signalled runner", Duration::from_secs(30));
@@ -172,19 +170,8 @@ fn a_signal_to_the_runner_stops_its_stages_and_commits_nothing() {
 
 #[test]
 fn sigkill_of_the_runner_takes_its_stages_along() {
-    let dir = tempfile::tempdir().unwrap();
+    let (mut child, p, dir) = start_slow_run("10");
     let pid_file = dir.path().join("pids");
-    let p = Project::new(&slow_pipeline(&pid_file));
-    let mut child = p
-        .cmd(&["run"])
-        .env("UDA_TEST_SLOW_MILLIS", "60000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for("the stage to start", Duration::from_secs(60), || {
-        pids_in(&pid_file) == 1
-    });
     signal(child.id(), "KILL");
     let _ = child.wait();
     wait_for(

@@ -28,14 +28,7 @@ fn docs_stages_md_is_the_reference_the_binaries_describe() {
         committed == fresh,
         "docs/stages.md is out of date: regenerate it with `UDA_BLESS=1 cargo test --test stage_reference` (or `uda-pipe stages --markdown > docs/stages.md`)"
     );
-    for kind in [
-        "preprocess-resize",
-        "fda-translate-cache",
-        "pretrain",
-        "pseudolabel-dump",
-        "contrastive-train",
-        "evaluate",
-    ] {
+    for kind in uda_runner::KNOWN_STAGES {
         assert!(
             committed.contains(&format!("## `{kind}`")),
             "{kind} is documented"

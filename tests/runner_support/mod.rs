@@ -182,3 +182,21 @@ impl Project {
         v
     }
 }
+
+/// Flips the case of a cached file's first byte and restores its mtime: same size, same mtime,
+/// so only a full re-hash (`--verify`) can see it. Returns the altered bytes.
+pub fn flip_first_byte_keeping_mtime(file: &Path) -> Vec<u8> {
+    use std::os::unix::fs::PermissionsExt;
+    let mtime = std::fs::metadata(file).unwrap().modified().unwrap();
+    let mut altered = std::fs::read(file).unwrap();
+    altered[0] ^= 0x20;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(file, &altered).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(file)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    altered
+}

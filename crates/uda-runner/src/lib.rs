@@ -40,5 +40,6 @@ pub mod ui;
 pub(crate) mod validate;
 pub(crate) mod yaml;
 
+pub use describe::KNOWN_STAGES;
 pub use error::{Result, RunnerError};
 pub use run::{Context, RunOptions, load};

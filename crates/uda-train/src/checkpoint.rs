@@ -94,11 +94,8 @@ impl ResumeDir {
             });
         }
         let tensors_path = self.dir.join(&meta.tensors_file);
-        let tensors =
-            Tensor::read_safetensors(&tensors_path).map_err(|e| TrainError::Checkpoint {
-                path: tensors_path.clone(),
-                message: e.to_string(),
-            })?;
+        let tensors = Tensor::read_safetensors(&tensors_path)
+            .map_err(|e| TrainError::checkpoint(&tensors_path, e))?;
         let log = TrainLog::read_parquet(&self.dir.join(&meta.log_file))?;
         Ok(Some(Checkpoint {
             meta,
@@ -129,10 +126,8 @@ impl ResumeDir {
         self.write_atomic(&log_path, |tmp| {
             log.write_parquet(tmp).map_err(|e| e.to_string())
         })?;
-        let text = serde_json::to_string_pretty(&meta).map_err(|e| TrainError::Checkpoint {
-            path: self.dir.join(META_FILE),
-            message: e.to_string(),
-        })?;
+        let text = serde_json::to_string_pretty(&meta)
+            .map_err(|e| TrainError::checkpoint(&self.dir.join(META_FILE), e))?;
         self.write_atomic(&self.dir.join(META_FILE), |tmp| {
             std::fs::write(tmp, &text).map_err(|e| e.to_string())
         })?;

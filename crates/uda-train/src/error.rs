@@ -2,6 +2,9 @@
 
 use std::path::PathBuf;
 
+/// The underlying error of a variant that wraps another crate's error (kept as `source()`).
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     /// A configuration value that cannot work (names the key).
@@ -34,12 +37,34 @@ pub enum TrainError {
         expected: String,
         found: String,
     },
+    /// Reading a sample or a description failed underneath (the data layer, JSON).
+    #[error("data: {context}: {source}")]
+    DataSource {
+        context: String,
+        #[source]
+        source: Cause,
+    },
+    /// Reading or writing a checkpoint failed underneath (libtorch, safetensors, JSON).
+    #[error("checkpoint {path}: {source}")]
+    CheckpointSource {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
     /// libtorch reported an error.
-    #[error("libtorch: {context}: {message}")]
-    Torch { context: String, message: String },
+    #[error("libtorch: {context}: {source}")]
+    Torch {
+        context: String,
+        #[source]
+        source: uda_models::tch::TchError,
+    },
     /// Writing or reading the training log.
-    #[error("training log {path}: {message}")]
-    Log { path: PathBuf, message: String },
+    #[error("training log {path}: {source}")]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -49,10 +74,32 @@ pub enum TrainError {
 }
 
 impl TrainError {
-    pub(crate) fn torch(context: impl Into<String>, err: impl std::fmt::Display) -> Self {
+    pub(crate) fn torch(context: impl Into<String>, source: uda_models::tch::TchError) -> Self {
         Self::Torch {
             context: context.into(),
-            message: err.to_string(),
+            source,
+        }
+    }
+
+    /// A failure of the data layer (or of parsing) while reading `context`.
+    pub fn data(context: impl Into<String>, source: impl Into<Cause>) -> Self {
+        Self::DataSource {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn checkpoint(path: &std::path::Path, source: impl Into<Cause>) -> Self {
+        Self::CheckpointSource {
+            path: path.to_path_buf(),
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn log(path: &std::path::Path, source: impl Into<Cause>) -> Self {
+        Self::Log {
+            path: path.to_path_buf(),
+            source: source.into(),
         }
     }
 

@@ -114,22 +114,15 @@ impl TrainLog {
 
     /// Writes the log as Parquet (zstd, via a temporary file and a rename).
     pub fn write_parquet(&self, path: &Path) -> Result<(), TrainError> {
-        let batch = self.to_record_batch().map_err(|e| TrainError::Log {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        uda_data::table::write_parquet(path, &batch).map_err(|e| TrainError::Log {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        let batch = self
+            .to_record_batch()
+            .map_err(|e| TrainError::log(path, e))?;
+        uda_data::table::write_parquet(path, &batch).map_err(|e| TrainError::log(path, e))
     }
 
     /// Reads a log written by [`Self::write_parquet`].
     pub fn read_parquet(path: &Path) -> Result<Self, TrainError> {
-        let err = |e: uda_data::DataError| TrainError::Log {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
+        let err = |e: uda_data::DataError| TrainError::log(path, e);
         let batch = uda_data::table::read_parquet(path).map_err(err)?;
         let terms: Vec<String> = batch
             .schema()

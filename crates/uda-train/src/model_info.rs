@@ -93,9 +93,8 @@ impl ModelInfo {
                 e,
             )
         })?;
-        serde_json::from_str(&text).map_err(|e| TrainError::Data {
-            context: path.display().to_string(),
-            message: format!("not a model description: {e}"),
+        serde_json::from_str(&text).map_err(|e| {
+            TrainError::data(format!("{}: not a model description", path.display()), e)
         })
     }
 
@@ -108,12 +107,8 @@ impl ModelInfo {
         let mut net = SegNet::new(&vs.root(), &cfg);
         net.set_input_normalization(info.normalization);
         let weights = info.weights_path(dir);
-        uda_models::load_safetensors(vs, &weights, WeightNaming::Native, true).map_err(|e| {
-            TrainError::Checkpoint {
-                path: weights.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        uda_models::load_safetensors(vs, &weights, WeightNaming::Native, true)
+            .map_err(|e| TrainError::checkpoint(&weights, e))?;
         Ok((info, net))
     }
 }

@@ -67,20 +67,16 @@ impl SampleSource for ImageSetSource {
         self.set
             .images()
             .read_into(index, buf)
-            .map_err(|e| TrainError::Data {
-                context: format!("{} image {index}", self.set.dir().display()),
-                message: e.to_string(),
-            })
+            .map_err(|e| TrainError::data(format!("{} image {index}", self.set.dir().display()), e))
     }
     fn read_label(&self, index: usize, buf: &mut [u8]) -> Result<(), TrainError> {
         let labels = self.set.labels().ok_or_else(|| TrainError::Data {
             context: self.set.dir().display().to_string(),
             message: format!("has no {LABELS}"),
         })?;
-        labels.read_into(index, buf).map_err(|e| TrainError::Data {
-            context: format!("{} label {index}", self.set.dir().display()),
-            message: e.to_string(),
-        })
+        labels
+            .read_into(index, buf)
+            .map_err(|e| TrainError::data(format!("{} label {index}", self.set.dir().display()), e))
     }
     fn describe(&self) -> String {
         self.set.dir().display().to_string()

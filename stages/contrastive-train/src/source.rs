@@ -64,12 +64,9 @@ impl SampleSource for PseudoLabelledSource {
         self.images.read_image(index, buf)
     }
     fn read_label(&self, index: usize, buf: &mut [u8]) -> Result<(), TrainError> {
-        self.labels
-            .read_into(index, buf)
-            .map_err(|e| TrainError::Data {
-                context: format!("{} label {index}", self.labels.path().display()),
-                message: e.to_string(),
-            })
+        self.labels.read_into(index, buf).map_err(|e| {
+            TrainError::data(format!("{} label {index}", self.labels.path().display()), e)
+        })
     }
     fn describe(&self) -> String {
         format!(
