@@ -519,3 +519,10 @@ fn many_rows_draw_at_most_twelve_confusion_matrices_and_say_so() {
     assert!(only.join("confusion_e12.svg").is_file());
     assert!(!only.join("confusion_e00.svg").exists());
 }
+
+#[test]
+fn file_names_are_the_evaluate_stage_s_own() {
+    // Repeated in this crate so the CLI does not link the metric core; kept equal here.
+    assert_eq!(crate::run::PER_CLASS, uda_metrics::report::PER_CLASS);
+    assert_eq!(crate::run::SUMMARY, uda_metrics::report::SUMMARY);
+}

@@ -158,7 +158,7 @@ fn carry_over(
             )
         })?;
         let rel = entry.path().strip_prefix(&from).unwrap_or(entry.path());
-        if rel.as_os_str().is_empty() || rel == Path::new("entry.json") {
+        if rel.as_os_str().is_empty() || rel == Path::new(crate::cache::ENTRY_FILE) {
             continue;
         }
         let to = staging.join(rel);

@@ -27,6 +27,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+/// The record of an entry, beside its `out/` folder.
+pub const ENTRY_FILE: &str = "entry.json";
+
 /// Version of `entry.json`: 2 since keys are computed from input content (see `plan`), and
 /// entries may carry an [`Acceptance`].
 pub const ENTRY_FORMAT: u32 = 2;
@@ -188,12 +191,12 @@ impl Cache {
     }
 
     pub fn read_entry(&self, key: &str) -> Option<EntryMeta> {
-        let text = std::fs::read_to_string(self.entry_dir(key).join("entry.json")).ok()?;
+        let text = std::fs::read_to_string(self.entry_dir(key).join(ENTRY_FILE)).ok()?;
         serde_json::from_str(&text).ok()
     }
 
     pub fn has_entry(&self, key: &str) -> bool {
-        self.entry_dir(key).join("entry.json").is_file()
+        self.entry_dir(key).join(ENTRY_FILE).is_file()
     }
 
     /// The entry the `latest` link of a node points to.
@@ -379,7 +382,7 @@ impl Cache {
     pub fn commit(&self, staging: &Path, meta: &EntryMeta) -> Result<()> {
         let text = serde_json::to_vec_pretty(meta)
             .map_err(|e| RunnerError::json("writing entry.json", e))?;
-        let path = staging.join("entry.json");
+        let path = staging.join(ENTRY_FILE);
         std::fs::write(&path, text).ctx(|| format!("writing {}", path.display()))?;
         File::open(&path)
             .and_then(|f| f.sync_all())

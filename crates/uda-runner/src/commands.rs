@@ -357,7 +357,8 @@ pub fn log(ctx: &Context, pattern: &str, out: &mut dyn Write) -> Result<()> {
         let key = ctx.keys[i].as_deref().unwrap_or_default();
         let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let failed_since = modified(&ctx.cache.failed_log(key)).is_some_and(|f| {
-            modified(&ctx.cache.entry_dir(key).join("entry.json")).is_none_or(|e| f >= e)
+            modified(&ctx.cache.entry_dir(key).join(crate::cache::ENTRY_FILE))
+                .is_none_or(|e| f >= e)
         });
         let (path, note) = if ctx.cache.has_entry(key) && !failed_since {
             (

@@ -119,7 +119,7 @@ pub fn instance_of_folder(path: &Path) -> Option<Instance> {
     if real.file_name()? != "out" {
         return None;
     }
-    let text = std::fs::read_to_string(real.parent()?.join("entry.json")).ok()?;
+    let text = std::fs::read_to_string(real.parent()?.join(crate::cache::ENTRY_FILE)).ok()?;
     let meta: crate::cache::EntryMeta = serde_json::from_str(&text).ok()?;
     let (stage, vars) = crate::refs::parse_instance_name(&meta.node).ok()?;
     Some(Instance {
