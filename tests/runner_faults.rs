@@ -224,7 +224,7 @@ stages:
     // Rerun with a new tag: gen is reused, slow runs for a while, then copy reads gen.
     let mut child = p
         .cmd(&["run", "--set", "tag=b"])
-        .env("UDA_TEST_SLOW_MILLIS", "4000")
+        .env("UDA_TEST_SLOW_MILLIS", "8000")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
