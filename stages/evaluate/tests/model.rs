@@ -130,6 +130,7 @@ fn reference_prediction(
     align_corners: bool,
     grayscale: bool,
 ) -> Vec<u8> {
+    tch::set_num_threads(1);
     let mut rgb = image(i, size.0, size.1);
     if grayscale {
         rgb = rgb
@@ -147,9 +148,12 @@ fn reference_prediction(
 }
 
 fn run_stage(args: &[&str]) -> std::process::Output {
+    // One thread here and in the in-process reference: the predictions are compared exactly, and
+    // a random net has near-ties that another summation order (another thread split) can flip.
     let o = Command::new(env!("CARGO_BIN_EXE_evaluate"))
         .args(args)
         .env("UDA_PROGRESS", "off")
+        .env("UDA_THREADS", "1")
         .output()
         .unwrap();
     eprintln!("{}", String::from_utf8_lossy(&o.stderr));
