@@ -337,7 +337,10 @@ impl Registry {
             binary: binary.path.clone(),
             message,
         };
-        let params_file = dir.join(format!("{name}.params.json"));
+        // Private to this process: two runs validating at once must not remove each other's.
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let params_file = dir.join(format!("{name}.{}.{n}.params.json", std::process::id()));
         let text = serde_json::to_vec(params)
             .map_err(|e| RunnerError::json("writing params for --check", e))?;
         hashing::write_atomic(&params_file, &text)?;
