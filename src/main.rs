@@ -176,6 +176,20 @@ struct ReportArgs {
     confusion: Option<String>,
 }
 
+impl ReportArgs {
+    /// Seed aggregation and `--where` filters, as the text table and the HTML page use them.
+    fn table_options(&self) -> anyhow::Result<uda_report::Options> {
+        Ok(uda_report::Options {
+            aggregate_seeds: !self.per_seed,
+            filters: self
+                .filters
+                .iter()
+                .map(|f| uda_report::parse_filter(f))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ReportFormat {
     Table,
@@ -392,15 +406,7 @@ fn report(a: ReportArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
             None => uda_report::Run::from_dir(dir_of(t)),
         })
         .collect();
-    let options = uda_report::Options {
-        aggregate_seeds: !a.per_seed,
-        filters: a
-            .filters
-            .iter()
-            .map(|f| uda_report::parse_filter(f))
-            .collect::<Result<_, _>>()?,
-    };
-    let table = uda_report::IouTable::build(&runs, &options)?;
+    let table = uda_report::IouTable::build(&runs, &a.table_options()?)?;
     let format = match a.format.unwrap_or(ReportFormat::Table) {
         ReportFormat::Table => uda_report::Format::Table,
         ReportFormat::Csv => uda_report::Format::Csv,

@@ -117,14 +117,7 @@ pub(crate) fn report_pages(a: &ReportArgs, out: &mut dyn Write) -> anyhow::Resul
     let started = Instant::now();
     let sources = gather(a)?;
     let opts = PageOptions {
-        table: uda_report::Options {
-            aggregate_seeds: !a.per_seed,
-            filters: a
-                .filters
-                .iter()
-                .map(|f| uda_report::parse_filter(f))
-                .collect::<Result<_, _>>()?,
-        },
+        table: a.table_options()?,
         baseline: a.baseline.clone(),
         confusion: a.confusion.clone(),
         title: match &sources.pipeline {
