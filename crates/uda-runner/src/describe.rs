@@ -281,23 +281,8 @@ impl Registry {
             binary: path.to_path_buf(),
             message,
         };
-        let timeout = describe_timeout();
-        let out = output_within(path, &["--describe"], None, timeout)
-            .ctx(|| format!("running {} --describe", path.display()))?
-            .ok_or_else(|| {
-                describe_err(format!(
-                    "--describe did not answer within {} s and was killed; is it a uda-pipe stage? (raise {DESCRIBE_TIMEOUT_ENV} if it is just slow to start)",
-                    timeout.as_secs_f64()
-                ))
-            })?;
-        if !out.status.success() {
-            return Err(describe_err(format!(
-                "--describe failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        let d: Description = serde_json::from_slice(&out.stdout).map_err(|e| {
+        let stdout = ask(path, &["--describe"], None)?;
+        let d: Description = serde_json::from_slice(&stdout).map_err(|e| {
             describe_err(format!(
                 "--describe did not print the stage description JSON ({e}); is it a uda-pipe stage?"
             ))
@@ -344,35 +329,49 @@ impl Registry {
         let text = serde_json::to_vec(params)
             .map_err(|e| RunnerError::json("writing params for --check", e))?;
         hashing::write_atomic(&params_file, &text)?;
-        let timeout = describe_timeout();
-        let out = output_within(&binary.path, &["--check", "--params"], Some(&params_file), timeout)
-            .ctx(|| format!("running {} --check", binary.path.display()))?
-            .ok_or_else(|| {
-                check_err(format!(
-                    "--check did not answer within {} s and was killed (raise {DESCRIBE_TIMEOUT_ENV} if it is just slow to start)",
-                    timeout.as_secs_f64()
-                ))
-            })?;
+        let answer = ask(&binary.path, &["--check", "--params"], Some(&params_file));
         let _ = std::fs::remove_file(&params_file);
-        if !out.status.success() {
-            return Err(check_err(format!(
-                "--check failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        let report: CheckReport = serde_json::from_slice(&out.stdout).map_err(|e| {
+        let stdout = answer?;
+        let report: CheckReport = serde_json::from_slice(&stdout).map_err(|e| {
             check_err(format!(
                 "--check did not print {{\"ok\": ..}} JSON ({e}); its describe says it answers --check"
             ))
         })?;
-        hashing::write_atomic(&memo, &out.stdout)?;
+        hashing::write_atomic(&memo, &stdout)?;
         Ok(if report.ok {
             Vec::new()
         } else {
             report.problems
         })
     }
+}
+
+/// `BIN ARGS [FILE]`'s stdout: the one way the runner asks a stage binary about itself
+/// (`--describe`, `--check`). A binary that does not answer within the describe time-out is
+/// killed; one that fails is an error with its stderr.
+fn ask(bin: &Path, args: &[&str], file: Option<&Path>) -> Result<Vec<u8>> {
+    let what = args.first().copied().unwrap_or_default();
+    let err = |message: String| RunnerError::Describe {
+        binary: bin.to_path_buf(),
+        message,
+    };
+    let timeout = describe_timeout();
+    let out = output_within(bin, args, file, timeout)
+        .ctx(|| format!("running {} {what}", bin.display()))?
+        .ok_or_else(|| {
+            err(format!(
+                "{what} did not answer within {} s and was killed; is it a uda-pipe stage? (raise {DESCRIBE_TIMEOUT_ENV} if it is just slow to start)",
+                timeout.as_secs_f64()
+            ))
+        })?;
+    if !out.status.success() {
+        return Err(err(format!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(out.stdout)
 }
 
 fn describe_timeout() -> Duration {
