@@ -38,6 +38,9 @@ pub enum ReportError {
     BadFilter(String),
     #[error("no run matches --where {filters} (runs: {runs})")]
     NothingSelected { filters: String, runs: String },
+    /// The compiled-in transcription of the paper's tables is malformed (caught by its tests).
+    #[error("data/published.csv line {line}: {detail}")]
+    PublishedData { line: usize, detail: String },
     #[error("--baseline '{name}': no such row (rows: {rows})")]
     UnknownBaseline { name: String, rows: String },
     /// A chart that plotters could not draw (a font or back-end failure).

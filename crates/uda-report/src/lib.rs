@@ -27,20 +27,27 @@
 //! stay small, so the evaluate stage writes plain Parquet (with `arrow`) and this crate reads it.
 
 mod chart;
+mod components;
 mod error;
 mod format;
 mod frame;
 mod html;
 mod page;
+mod published;
 mod read;
 mod run;
 mod table;
 mod views;
 
+pub use components::{ComponentRow, Training, component_rows, model_backbone, render_components};
 pub use error::{ReportError, Result};
-pub use format::{Format, render};
+pub use format::{Format, render, render_with};
 pub use frame::{ROW, long_frame, param_names, wide_frame};
 pub use page::{DagNode, PageOptions, Sources, Written, write_html, write_plots};
+pub use published::{
+    Components, Figure, PUBLISHED_CSV, PublishedFilter, PublishedRow, published, published_classes,
+    select_published,
+};
 pub use run::{
     PER_CLASS, Run, SEED, SUMMARY, check_evaluate_output, is_evaluate_output, parse_filter, select,
 };

@@ -23,6 +23,9 @@ pub struct Run {
     pub params: Vec<(String, String)>,
     /// The folder holding `per_class.parquet` and `summary.parquet`.
     pub dir: PathBuf,
+    /// How the evaluated model was trained, when known (the CLI finds it in the cache entry of
+    /// the training stage the evaluation read); the component layout's check marks come from it.
+    pub training: Option<crate::components::Training>,
 }
 
 impl Run {
@@ -37,6 +40,7 @@ impl Run {
             stage,
             params,
             dir: dir.into(),
+            training: None,
         }
     }
 
@@ -54,6 +58,12 @@ impl Run {
     pub fn with_stage(mut self, stage: impl Into<String>, params: Vec<(String, String)>) -> Self {
         self.stage = stage.into();
         self.params = params;
+        self
+    }
+
+    /// Records how the evaluated model was trained (see [`Run::training`]).
+    pub fn with_training(mut self, training: Option<crate::components::Training>) -> Self {
+        self.training = training;
         self
     }
 

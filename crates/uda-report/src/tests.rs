@@ -526,3 +526,195 @@ fn file_names_are_the_evaluate_stage_s_own() {
     assert_eq!(crate::run::PER_CLASS, uda_metrics::report::PER_CLASS);
     assert_eq!(crate::run::SUMMARY, uda_metrics::report::SUMMARY);
 }
+
+/// The evaluate report of `report(tenths)` with the checkpoint's `model.json` in `model_meta`.
+fn write_with_model(root: &Path, name: &str, backbone: &str, tenths: u8) -> PathBuf {
+    let mut r = report(|_| Some(tenths));
+    r.provenance.mode = "model".into();
+    r.provenance.model_meta = Some(format!(
+        "{{\"backbone\": \"{backbone}\", \"produced_by\": \"pretrain\"}}"
+    ));
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    r.write(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn published_rows_are_marked_printed_as_printed_and_kept_out_of_deltas() {
+    let d = tempfile::tempdir().unwrap();
+    let base = write_with_model(d.path(), "eval_base", "enet", 4);
+    let ours = write_with_model(d.path(), "eval_ours", "enet", 6);
+    assert_eq!(model_backbone(&base).unwrap().as_deref(), Some("enet"));
+    let plain = write(d.path(), "external", |_| Some(1));
+    assert_eq!(model_backbone(&plain).unwrap(), None);
+    let runs = [Run::from_dir(base), Run::from_dir(ours)];
+    let t = IouTable::build(&runs, &Options::default()).unwrap();
+    let paper = select_published(&PublishedFilter::Backbones(vec!["enet".into()])).unwrap();
+    assert_eq!(paper.len(), 6);
+
+    let text = render_with(&t, Format::Table, Some("eval_base"), &paper).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // Header, rule, base, ours, Δ ours, then the six paper rows: no Δ line for any of them.
+    assert_eq!(lines.len(), 2 + 3 + 6, "{text}");
+    assert!(
+        lines[0].starts_with("run") && lines[0].contains("source"),
+        "{text}"
+    );
+    assert!(
+        lines[2].contains("this run") && lines[2].contains("(baseline)"),
+        "{text}"
+    );
+    assert!(
+        lines[4].starts_with("Δ eval_ours") && lines[4].contains("+20.00"),
+        "{text}"
+    );
+    assert_eq!(text.matches("Δ ").count(), 1, "{text}");
+    let gt = lines.iter().find(|l| l.starts_with("CL using GT")).unwrap();
+    assert!(
+        gt.contains("paper, Table 2: Ablation on ENet backbone"),
+        "{gt}"
+    );
+    // Digits as the paper prints them (69.3, 21.8), not re-rounded to 2 decimals.
+    assert!(gt.contains(" 69.3 ") && gt.ends_with(" 21.8"), "{gt}");
+    // The computed rows are exactly those of the table without the paper's rows.
+    let alone = render(&t, Format::Table, Some("eval_base")).unwrap();
+    let ours_alone = alone.lines().find(|l| l.starts_with("eval_ours")).unwrap();
+    let numbers = |l: &str| {
+        l.split_whitespace()
+            .filter(|w| w.parse::<f64>().is_ok())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(numbers(lines[3]), numbers(ours_alone));
+    // A paper row is not a row of this run's table: it cannot be the baseline.
+    let e = render_with(&t, Format::Table, Some("CL using GT"), &paper).unwrap_err();
+    assert!(e.to_string().contains("no such row"), "{e}");
+
+    let csv = render_with(&t, Format::Csv, Some("eval_base"), &paper).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert_eq!(&header[..3], ["run", "source", "n"]);
+    let beta = csv
+        .lines()
+        .find(|l| l.starts_with("\"FDA (β = 0.01, λ_ent = 0)\""))
+        .unwrap();
+    assert!(
+        beta.starts_with(
+            "\"FDA (β = 0.01, λ_ent = 0)\",\"paper, Table 2: Ablation on ENet backbone\","
+        ),
+        "{beta}"
+    );
+    assert!(beta.contains(",,29.45,"), "no n, then road 29.45: {beta}");
+    // mIoU 9.51, no std, no deltas.
+    assert!(
+        beta.ends_with(&format!(",9.51{}", ",".repeat(21))),
+        "{beta}"
+    );
+
+    let json = render_with(&t, Format::Json, None, &paper).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 8);
+    assert_eq!(rows[0]["source"], "this run");
+    assert_eq!(rows[0]["n"], 1);
+    assert_eq!(rows[7]["run"], "CL using GT");
+    assert_eq!(rows[7]["n"], serde_json::Value::Null);
+    assert_eq!(rows[7]["vegetation"], 69.3);
+    assert_eq!(rows[7]["miou"], 21.8);
+    // Without published rows the columns are the ones scripts already read.
+    assert!(!render(&t, Format::Csv, None).unwrap().contains("source"));
+}
+
+#[test]
+fn component_rows_take_their_marks_from_the_training_params() {
+    let d = tempfile::tempdir().unwrap();
+    let training = |kind: &str, params: serde_json::Value| {
+        Some(Training {
+            kind: kind.into(),
+            params,
+        })
+    };
+    let ours = |s: u8| {
+        let name = format!("eval_ours[seed={s}]");
+        Run::new(&name, write(d.path(), &name, |_| Some(4 + s))).with_training(training(
+            "contrastive-train",
+            serde_json::json!({"lambda_ce": 1.0, "lambda_cl": 1.0, "lambda_ent": 0.005}),
+        ))
+    };
+    let runs = [
+        Run::from_dir(write(d.path(), "eval_src", |_| Some(5))).with_training(training(
+            "pretrain",
+            serde_json::json!({"lambda_ent": 0.0, "grayscale": false}),
+        )),
+        ours(1),
+        ours(2),
+        Run::from_dir(write(d.path(), "external", |_| Some(5))),
+    ];
+    let t = IouTable::build(&runs, &Options::default()).unwrap();
+    let rows = component_rows(&t, &runs, true);
+    type Marks<'a> = (&'a str, u32, Option<(bool, bool, bool)>);
+    let marks: Vec<Marks> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.name.as_str(),
+                r.n,
+                r.components.map(|c| (c.ce, c.cl, c.lambda_ent_zero)),
+            )
+        })
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            ("eval_src", 1, Some((true, false, true))),
+            ("eval_ours", 2, Some((true, true, false))),
+            ("external", 1, None),
+        ]
+    );
+    assert!(close(rows[1].miou.unwrap(), 0.55));
+    let paper = select_published(&PublishedFilter::All).unwrap();
+    let text = render_components(&rows, &paper, Format::Table);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2 + 3 + 4, "only Table 3's rows: {text}");
+    assert!(
+        lines[0].contains("CE") && lines[0].contains("λ_ent = 0"),
+        "{text}"
+    );
+    assert!(
+        lines[3].contains("✓   ✓") && lines[3].contains("55.00 ± 7.07"),
+        "{text}"
+    );
+    assert!(lines[4].contains("?   ?"), "unknown training: {text}");
+    assert!(
+        lines[5].starts_with("row 1") && lines[5].ends_with("46.42"),
+        "{text}"
+    );
+    // Differing seeds are not given one set of marks.
+    let mixed = [
+        ours(1),
+        ours(2).with_training(training("pretrain", serde_json::json!({}))),
+    ];
+    let t2 = IouTable::build(&mixed, &Options::default()).unwrap();
+    assert_eq!(component_rows(&t2, &mixed, true)[0].components, None);
+    let csv = render_components(&rows, &paper, Format::Csv);
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "run,source,n,ce,cl,lambda_ent_zero,miou,miou_std"
+    );
+    assert!(
+        csv.contains("\neval_src,this run,1,true,false,true,50,\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("\nexternal,this run,1,,,,50,\n"), "{csv}");
+    assert!(
+        csv.contains(
+            "\nrow 4,\"paper, Table 3: Ablation on Deeplab backbone\",,false,false,true,44.64,\n"
+        ),
+        "{csv}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&render_components(&rows, &[], Format::Json)).unwrap();
+    assert_eq!(json[1]["cl"], true);
+    assert_eq!(json[1]["n"], 2);
+    assert!(json[0].get("source").is_none());
+}
