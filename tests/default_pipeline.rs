@@ -200,7 +200,7 @@ fn real_data_recipe_runs_end_to_end_at_toy_scale() {
         )
         .unwrap();
         assert_eq!(info["backbone"], "deeplabv2-resnet101", "{model}: {info}");
-        assert_eq!(info["freeze_bn"], true, "{model}: {info}");
+        assert_eq!(info["batch_norm"], "fda", "{model}: {info}");
         assert_eq!(info["normalization"]["bgr"], false, "{model}: {info}");
     }
     // Scored against the full-resolution ground truth (2 images of 64×128), not at the 32×64

@@ -1,6 +1,7 @@
 //! DeepLabV2: the dilated ResNet-101 trunk plus FDA's `Classifier_Module` (ASPP as a sum of four
 //! 3×3 convolutions with dilation = padding = 6, 12, 18, 24), under FDA's names (`layer5.*`).
 
+use crate::BatchNormMode;
 use tch::Tensor;
 use tch::nn::Path;
 
@@ -17,7 +18,7 @@ pub(crate) struct DeepLabV2 {
 
 impl DeepLabV2 {
     /// `trunk` and `head` are the same root with different optimiser groups.
-    pub fn new(trunk: &Path, head: &Path, num_classes: i64, frozen_bn: bool) -> Self {
+    pub fn new(trunk: &Path, head: &Path, num_classes: i64, bn: BatchNormMode) -> Self {
         let list = head / "layer5" / "conv2d_list";
         let aspp = ASPP_DILATIONS
             .iter()
@@ -31,7 +32,7 @@ impl DeepLabV2 {
             })
             .collect();
         Self {
-            trunk: ResNet101Trunk::new(trunk, frozen_bn),
+            trunk: ResNet101Trunk::new(trunk, bn),
             aspp,
         }
     }

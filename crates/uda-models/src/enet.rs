@@ -8,6 +8,7 @@
 //! every position (`ext_conv1.2.weight`, ..., `out_prelu.weight`); here it exists once, as
 //! `<block>.out_prelu.weight`, and the loader treats the other names as aliases of it.
 
+use crate::BatchNormMode;
 use tch::Tensor;
 use tch::nn::Path;
 
@@ -32,11 +33,11 @@ impl ConvBn {
         cout: i64,
         kernel: [i64; 2],
         opts: ConvOpts,
-        frozen: bool,
+        bn: BatchNormMode,
     ) -> Self {
         Self {
             conv: Conv2d::new(&(p / first), cin, cout, kernel, opts.no_bias()),
-            bn: BatchNorm2d::new(&(p / (first + 1)), cout, frozen),
+            bn: BatchNorm2d::new(&(p / (first + 1)), cout, bn),
         }
     }
 
@@ -53,7 +54,7 @@ struct InitialBlock {
 }
 
 impl InitialBlock {
-    fn new(p: &Path, out: i64, relu: bool, frozen: bool) -> Self {
+    fn new(p: &Path, out: i64, relu: bool, bn: BatchNormMode) -> Self {
         Self {
             main_branch: Conv2d::square(
                 &(p / "main_branch"),
@@ -62,7 +63,7 @@ impl InitialBlock {
                 3,
                 ConvOpts::default().stride(2).padding(1).no_bias(),
             ),
-            batch_norm: BatchNorm2d::new(&(p / "batch_norm"), out, frozen),
+            batch_norm: BatchNorm2d::new(&(p / "batch_norm"), out, bn),
             act: Activation::new(&(p / "out_prelu"), relu),
         }
     }
@@ -97,7 +98,7 @@ struct RegularBottleneck {
 }
 
 impl RegularBottleneck {
-    fn new(p: &Path, ch: i64, middle: Middle, dropout: f64, relu: bool, frozen: bool) -> Self {
+    fn new(p: &Path, ch: i64, middle: Middle, dropout: f64, relu: bool, bn: BatchNormMode) -> Self {
         let internal = ch / INTERNAL_RATIO;
         let one = ConvOpts::default();
         let ext_conv2 = match middle {
@@ -109,7 +110,7 @@ impl RegularBottleneck {
                     internal,
                     [3, 3],
                     one.padding(d).dilation(d),
-                    frozen,
+                    bn,
                 )]
             }
             Middle::Asymmetric5 => vec![
@@ -120,7 +121,7 @@ impl RegularBottleneck {
                     internal,
                     [5, 1],
                     one.padding2(2, 0),
-                    frozen,
+                    bn,
                 ),
                 ConvBn::new(
                     &(p / "ext_conv2"),
@@ -129,14 +130,14 @@ impl RegularBottleneck {
                     internal,
                     [1, 5],
                     one.padding2(0, 2),
-                    frozen,
+                    bn,
                 ),
             ],
         };
         Self {
-            ext_conv1: ConvBn::new(&(p / "ext_conv1"), 0, ch, internal, [1, 1], one, frozen),
+            ext_conv1: ConvBn::new(&(p / "ext_conv1"), 0, ch, internal, [1, 1], one, bn),
             ext_conv2,
-            ext_conv3: ConvBn::new(&(p / "ext_conv3"), 0, internal, ch, [1, 1], one, frozen),
+            ext_conv3: ConvBn::new(&(p / "ext_conv3"), 0, internal, ch, [1, 1], one, bn),
             dropout,
             act: Activation::new(&(p / "out_prelu"), relu),
         }
@@ -163,7 +164,7 @@ struct DownsamplingBottleneck {
 }
 
 impl DownsamplingBottleneck {
-    fn new(p: &Path, cin: i64, cout: i64, dropout: f64, relu: bool, frozen: bool) -> Self {
+    fn new(p: &Path, cin: i64, cout: i64, dropout: f64, relu: bool, bn: BatchNormMode) -> Self {
         let internal = cin / INTERNAL_RATIO;
         let one = ConvOpts::default();
         Self {
@@ -174,7 +175,7 @@ impl DownsamplingBottleneck {
                 internal,
                 [2, 2],
                 one.stride(2),
-                frozen,
+                bn,
             ),
             ext_conv2: ConvBn::new(
                 &(p / "ext_conv2"),
@@ -183,9 +184,9 @@ impl DownsamplingBottleneck {
                 internal,
                 [3, 3],
                 one.padding(1),
-                frozen,
+                bn,
             ),
-            ext_conv3: ConvBn::new(&(p / "ext_conv3"), 0, internal, cout, [1, 1], one, frozen),
+            ext_conv3: ConvBn::new(&(p / "ext_conv3"), 0, internal, cout, [1, 1], one, bn),
             dropout,
             act: Activation::new(&(p / "out_prelu"), relu),
         }
@@ -220,12 +221,12 @@ struct UpsamplingBottleneck {
 }
 
 impl UpsamplingBottleneck {
-    fn new(p: &Path, cin: i64, cout: i64, dropout: f64, relu: bool, frozen: bool) -> Self {
+    fn new(p: &Path, cin: i64, cout: i64, dropout: f64, relu: bool, bn: BatchNormMode) -> Self {
         let internal = cin / INTERNAL_RATIO;
         let one = ConvOpts::default();
         Self {
-            main_conv1: ConvBn::new(&(p / "main_conv1"), 0, cin, cout, [1, 1], one, frozen),
-            ext_conv1: ConvBn::new(&(p / "ext_conv1"), 0, cin, internal, [1, 1], one, frozen),
+            main_conv1: ConvBn::new(&(p / "main_conv1"), 0, cin, cout, [1, 1], one, bn),
+            ext_conv1: ConvBn::new(&(p / "ext_conv1"), 0, cin, internal, [1, 1], one, bn),
             ext_tconv1: ConvTranspose2d::new(
                 &(p / "ext_tconv1"),
                 internal,
@@ -235,8 +236,8 @@ impl UpsamplingBottleneck {
                 0,
                 TransposeInit::TorchDefault,
             ),
-            ext_tconv1_bnorm: BatchNorm2d::new(&(p / "ext_tconv1_bnorm"), internal, frozen),
-            ext_conv2: ConvBn::new(&(p / "ext_conv2"), 0, internal, cout, [1, 1], one, frozen),
+            ext_tconv1_bnorm: BatchNorm2d::new(&(p / "ext_tconv1_bnorm"), internal, bn),
+            ext_conv2: ConvBn::new(&(p / "ext_conv2"), 0, internal, cout, [1, 1], one, bn),
             dropout,
             act: Activation::new(&(p / "out_prelu"), relu),
         }
@@ -292,10 +293,10 @@ fn spatial(x: &Tensor) -> [i64; 2] {
 
 impl ENet {
     /// The encoder uses PReLU and the decoder ReLU, the reference's defaults.
-    pub fn new(trunk: &Path, head: &Path, num_classes: i64, frozen: bool) -> Self {
+    pub fn new(trunk: &Path, head: &Path, num_classes: i64, bn: BatchNormMode) -> Self {
         let (enc, dec) = (false, true);
         let regular = |name: String, ch: i64, middle: Middle, dropout: f64, relu: bool| {
-            RegularBottleneck::new(&(trunk / name), ch, middle, dropout, relu, frozen)
+            RegularBottleneck::new(&(trunk / name), ch, middle, dropout, relu, bn)
         };
         let stage1 = (1..=4)
             .map(|i| regular(format!("regular1_{i}"), 64, Middle::Dilated(1), 0.01, enc))
@@ -316,14 +317,14 @@ impl ENet {
             .map(|i| regular(format!("regular4_{i}"), 64, Middle::Dilated(1), 0.1, dec))
             .collect();
         Self {
-            initial_block: InitialBlock::new(&(trunk / "initial_block"), 16, enc, frozen),
+            initial_block: InitialBlock::new(&(trunk / "initial_block"), 16, enc, bn),
             downsample1_0: DownsamplingBottleneck::new(
                 &(trunk / "downsample1_0"),
                 16,
                 64,
                 0.01,
                 enc,
-                frozen,
+                bn,
             ),
             stage1,
             downsample2_0: DownsamplingBottleneck::new(
@@ -332,26 +333,12 @@ impl ENet {
                 128,
                 0.1,
                 enc,
-                frozen,
+                bn,
             ),
             stages23,
-            upsample4_0: UpsamplingBottleneck::new(
-                &(trunk / "upsample4_0"),
-                128,
-                64,
-                0.1,
-                dec,
-                frozen,
-            ),
+            upsample4_0: UpsamplingBottleneck::new(&(trunk / "upsample4_0"), 128, 64, 0.1, dec, bn),
             stage4,
-            upsample5_0: UpsamplingBottleneck::new(
-                &(trunk / "upsample5_0"),
-                64,
-                16,
-                0.1,
-                dec,
-                frozen,
-            ),
+            upsample5_0: UpsamplingBottleneck::new(&(trunk / "upsample5_0"), 64, 16, 0.1, dec, bn),
             regular5_1: regular("regular5_1".into(), 16, Middle::Dilated(1), 0.1, dec),
             transposed_conv: ConvTranspose2d::new(
                 &(head / "transposed_conv"),

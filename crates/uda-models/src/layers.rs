@@ -3,6 +3,7 @@
 //! convolutions whose output size is given at call time, frozen BatchNorm), so the networks are
 //! written on these instead; every variable name equals the PyTorch `state_dict` key.
 
+use crate::BatchNormMode;
 use tch::Tensor;
 use tch::nn::{Init, Path};
 
@@ -229,27 +230,26 @@ pub(crate) fn bilinear_kernel(cin: i64, cout: i64, k: i64) -> Tensor {
     w
 }
 
-/// BatchNorm2d with PyTorch's defaults (eps 1e-5, momentum 0.1). Frozen means what FDA's
-/// DeepLab wants from BN: statistics used as stored (eval mode even while training) and affine
-/// parameters outside the optimiser with no gradient.
+/// BatchNorm2d with PyTorch's defaults (eps 1e-5, momentum 0.1), in one of the three
+/// [`BatchNormMode`]s the training stages offer.
 #[derive(Debug)]
 pub(crate) struct BatchNorm2d {
     weight: Tensor,
     bias: Tensor,
     running_mean: Tensor,
     running_var: Tensor,
-    frozen: bool,
+    mode: BatchNormMode,
 }
 
 impl BatchNorm2d {
-    pub fn new(p: &Path, n: i64, frozen: bool) -> Self {
-        let (weight, bias) = if frozen {
+    pub fn new(p: &Path, n: i64, mode: BatchNormMode) -> Self {
+        let (weight, bias) = if mode.trains_affine() {
+            (p.ones("weight", &[n]), p.zeros("bias", &[n]))
+        } else {
             (
                 p.ones_no_train("weight", &[n]),
                 p.zeros_no_train("bias", &[n]),
             )
-        } else {
-            (p.ones("weight", &[n]), p.zeros("bias", &[n]))
         };
         let running_mean = p.zeros_no_train("running_mean", &[n]);
         let running_var = p.ones_no_train("running_var", &[n]);
@@ -258,17 +258,19 @@ impl BatchNorm2d {
             bias,
             running_mean,
             running_var,
-            frozen,
+            mode,
         }
     }
 
+    /// `train`: the network is in training mode (PyTorch's `model.train()`); whether that
+    /// means batch statistics depends on the mode.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         x.batch_norm(
             Some(&self.weight),
             Some(&self.bias),
             Some(&self.running_mean),
             Some(&self.running_var),
-            train && !self.frozen,
+            train && self.mode.uses_batch_statistics(),
             0.1,
             1e-5,
             true,
@@ -353,7 +355,7 @@ mod tests {
     #[test]
     fn frozen_batchnorm_ignores_train_flag_and_has_no_trainable_params() {
         let vs = VarStore::new(Device::Cpu);
-        let bn = BatchNorm2d::new(&vs.root(), 4, true);
+        let bn = BatchNorm2d::new(&vs.root(), 4, BatchNormMode::Frozen);
         let x = Tensor::randn([2, 4, 3, 3], (Kind::Float, Device::Cpu)) * 3.0 + 1.0;
         let eval = bn.forward_t(&x, false);
         let train = bn.forward_t(&x, true);
@@ -366,9 +368,35 @@ mod tests {
         );
 
         let vs2 = VarStore::new(Device::Cpu);
-        let live = BatchNorm2d::new(&vs2.root(), 4, false);
+        let live = BatchNorm2d::new(&vs2.root(), 4, BatchNormMode::Train);
         let _ = live.forward_t(&x, true);
         assert!(live.running_mean.abs().sum(Kind::Float).double_value(&[]) > 0.0);
         assert_eq!(vs2.trainable_variables().len(), 2);
+    }
+
+    /// FDA's `model.train()` with `requires_grad = False` on the affine parameters, written
+    /// with PyTorch's functional batch norm: batch statistics in the forward pass, running
+    /// statistics moved by momentum 0.1 with the unbiased batch variance, no trainable tensor.
+    #[test]
+    fn fda_batchnorm_normalises_with_batch_statistics_and_updates_running_ones() {
+        let vs = VarStore::new(Device::Cpu);
+        let bn = BatchNorm2d::new(&vs.root(), 4, BatchNormMode::Fda);
+        assert!(vs.trainable_variables().is_empty());
+        let x = Tensor::randn([1, 4, 5, 6], (Kind::Float, Device::Cpu)) * 3.0 + 1.0;
+        let y = bn.forward_t(&x, true);
+        let mean = x.mean_dim([0i64, 2, 3].as_slice(), true, Kind::Float);
+        let var_biased = x.var_dim([0i64, 2, 3].as_slice(), false, true);
+        let want = (&x - &mean) / (var_biased + 1e-5).sqrt();
+        assert!(y.allclose(&want, 1e-4, 1e-4, false));
+        let var_unbiased = x.var_dim([0i64, 2, 3].as_slice(), true, false);
+        let want_mean = mean.flatten(0, -1) * 0.1;
+        let want_var = var_unbiased * 0.1 + 0.9;
+        assert!(bn.running_mean.allclose(&want_mean, 1e-5, 1e-5, false));
+        assert!(bn.running_var.allclose(&want_var, 1e-5, 1e-5, false));
+        // Evaluation uses the running statistics, as PyTorch's `model.eval()`.
+        let e = bn.forward_t(&x, false);
+        let want_e =
+            (&x - want_mean.reshape([1, 4, 1, 1])) / (want_var.reshape([1, 4, 1, 1]) + 1e-5).sqrt();
+        assert!(e.allclose(&want_e, 1e-4, 1e-4, false));
     }
 }

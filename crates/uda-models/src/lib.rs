@@ -89,23 +89,109 @@ impl std::fmt::Display for Backbone {
     }
 }
 
+/// How BatchNorm layers behave while training. Evaluation and inference always normalise with
+/// the running statistics (PyTorch's `model.eval()`), in every mode.
+///
+/// FDA's `train.py` calls `model.train()` on its DeepLab and only sets `requires_grad = False`
+/// on the BatchNorm affine parameters (`model/deeplab.py`): training normalises with batch
+/// statistics (batch 1) and every forward pass, source and target alike, moves the running
+/// statistics the saved model predicts with. That is [`BatchNormMode::Fda`]; the other two are
+/// the usual alternatives.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BatchNormMode {
+    /// Stored statistics, also while training, never updated; affine parameters fixed. (The
+    /// usual reading of "frozen BN" in DeepLab fine-tuning; not what FDA's code does.)
+    Frozen,
+    /// FDA's semantics: batch statistics while training, running statistics updated by every
+    /// training-mode pass (momentum 0.1), affine parameters fixed.
+    Fda,
+    /// Ordinary BatchNorm: batch statistics, running statistics updated, affine trained.
+    #[default]
+    Train,
+}
+
+impl BatchNormMode {
+    /// The yaml spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Frozen => "frozen",
+            Self::Fda => "fda",
+            Self::Train => "train",
+        }
+    }
+
+    /// Whether training-mode passes normalise with (and record) batch statistics.
+    pub fn uses_batch_statistics(self) -> bool {
+        !matches!(self, Self::Frozen)
+    }
+
+    /// Whether the affine parameters are trainable variables.
+    pub fn trains_affine(self) -> bool {
+        matches!(self, Self::Train)
+    }
+}
+
+impl std::fmt::Display for BatchNormMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "ModelConfigFile")]
 pub struct ModelConfig {
     pub backbone: Backbone,
     pub num_classes: i64,
-    /// Every BatchNorm uses its stored statistics, also while training, and its affine
-    /// parameters get no gradient (FDA's DeepLab). FCN-8s has no BatchNorm.
-    pub freeze_bn: bool,
+    /// How BatchNorm trains (FCN-8s has none; the field is kept for a uniform `model.json`).
+    pub batch_norm: BatchNormMode,
+}
+
+/// `model.json` as written before BatchNorm had three modes (`freeze_bn: bool`) or after; both
+/// load, so checkpoints of earlier versions keep working.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelConfigFile {
+    backbone: Backbone,
+    num_classes: i64,
+    #[serde(default)]
+    batch_norm: Option<BatchNormMode>,
+    #[serde(default)]
+    freeze_bn: Option<bool>,
+}
+
+impl TryFrom<ModelConfigFile> for ModelConfig {
+    type Error = String;
+
+    fn try_from(f: ModelConfigFile) -> Result<Self, String> {
+        let batch_norm = match (f.batch_norm, f.freeze_bn) {
+            (Some(m), None) => m,
+            (None, Some(true)) => BatchNormMode::Frozen,
+            (None, Some(false)) => BatchNormMode::Train,
+            (None, None) => return Err("missing field `batch_norm`".into()),
+            (Some(_), Some(_)) => {
+                return Err("give `batch_norm` only (`freeze_bn` is its old spelling)".into());
+            }
+        };
+        Ok(Self {
+            backbone: f.backbone,
+            num_classes: f.num_classes,
+            batch_norm,
+        })
+    }
 }
 
 impl ModelConfig {
-    /// The paper's setting: 19 classes, BatchNorm frozen for DeepLabV2 only.
+    /// The paper's setting: 19 classes; BatchNorm as FDA's code trains DeepLabV2
+    /// ([`BatchNormMode::Fda`]), ordinary BatchNorm for ENet (trained from scratch).
     pub fn paper(backbone: Backbone) -> Self {
         Self {
             backbone,
             num_classes: 19,
-            freeze_bn: backbone == Backbone::Deeplabv2Resnet101,
+            batch_norm: match backbone {
+                Backbone::Deeplabv2Resnet101 => BatchNormMode::Fda,
+                Backbone::Fcn8sVgg16 | Backbone::Enet => BatchNormMode::Train,
+            },
         }
     }
 
@@ -118,6 +204,20 @@ impl ModelConfig {
         }
         Ok(())
     }
+}
+
+/// How many times FDA's DeepLab optimiser lists a variable (`get_1x_lr_params_NOscale` in
+/// `model/deeplab.py`). It walks `self.modules()` of conv1, bn1 and layer1..4 and yields each
+/// module's *recursive* `parameters()`, so a trunk variable appears once per enclosing module:
+/// `conv1.weight` once, `layer1.0.conv1.weight` three times (layer1, layer1.0, the conv),
+/// `layer1.0.downsample.0.weight` four. The head (`layer5`) is listed once. PyTorch's SGD then
+/// applies the update once per listing. `name` is a variable name of this crate's DeepLabV2
+/// (the same as FDA's `state_dict` keys); other backbones list every variable once.
+pub fn fda_listing_count(backbone: Backbone, name: &str) -> usize {
+    if backbone != Backbone::Deeplabv2Resnet101 || naming::is_head_var(name) {
+        return 1;
+    }
+    name.split('.').count().saturating_sub(1).max(1)
 }
 
 /// What a forward pass gives.
@@ -163,7 +263,7 @@ impl SegNet {
                 &trunk,
                 &head,
                 cfg.num_classes,
-                cfg.freeze_bn,
+                cfg.batch_norm,
             ))),
             Backbone::Fcn8sVgg16 => {
                 Net::Fcn8s(Box::new(fcn8s::Fcn8s::new(&trunk, &head, cfg.num_classes)))
@@ -172,7 +272,7 @@ impl SegNet {
                 &trunk,
                 &head,
                 cfg.num_classes,
-                cfg.freeze_bn,
+                cfg.batch_norm,
             ))),
         };
         Self {
@@ -195,7 +295,7 @@ impl SegNet {
     }
 
     /// `x`: (B, 3, H, W), already normalised with [`SegNet::input_normalization`]. `train`
-    /// switches dropout and BatchNorm batch statistics (except frozen BatchNorm).
+    /// switches dropout and BatchNorm batch statistics (except [`BatchNormMode::Frozen`]).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> SegOutput {
         let (logits, features) = match &self.net {
             Net::Deeplab(n) => n.forward_t(x, train),

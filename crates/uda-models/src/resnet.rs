@@ -7,6 +7,7 @@
 //! Parameter names and shapes equal torchvision's, so ImageNet weights in torchvision naming
 //! load as they are (FDA and ADVENT load ImageNet/COCO weights into this same layout).
 
+use crate::BatchNormMode;
 use tch::Tensor;
 use tch::nn::Path;
 
@@ -34,19 +35,19 @@ impl Bottleneck {
         stride: i64,
         dilation: i64,
         downsample: bool,
-        frozen_bn: bool,
+        bn: BatchNormMode,
     ) -> Self {
         let opts = ConvOpts::default().no_bias().init(INIT);
         let downsample = downsample.then(|| {
             let d = p / "downsample";
             (
                 Conv2d::square(&(&d / 0), inplanes, planes * 4, 1, opts.stride(stride)),
-                BatchNorm2d::new(&(&d / 1), planes * 4, frozen_bn),
+                BatchNorm2d::new(&(&d / 1), planes * 4, bn),
             )
         });
         Self {
             conv1: Conv2d::square(&(p / "conv1"), inplanes, planes, 1, opts.stride(stride)),
-            bn1: BatchNorm2d::new(&(p / "bn1"), planes, frozen_bn),
+            bn1: BatchNorm2d::new(&(p / "bn1"), planes, bn),
             conv2: Conv2d::square(
                 &(p / "conv2"),
                 planes,
@@ -54,9 +55,9 @@ impl Bottleneck {
                 3,
                 opts.padding(dilation).dilation(dilation),
             ),
-            bn2: BatchNorm2d::new(&(p / "bn2"), planes, frozen_bn),
+            bn2: BatchNorm2d::new(&(p / "bn2"), planes, bn),
             conv3: Conv2d::square(&(p / "conv3"), planes, planes * 4, 1, opts),
-            bn3: BatchNorm2d::new(&(p / "bn3"), planes * 4, frozen_bn),
+            bn3: BatchNorm2d::new(&(p / "bn3"), planes * 4, bn),
             downsample,
         }
     }
@@ -84,7 +85,7 @@ pub(crate) struct ResNet101Trunk {
 pub(crate) const FEATURE_DIM: i64 = 2048;
 
 impl ResNet101Trunk {
-    pub fn new(p: &Path, frozen_bn: bool) -> Self {
+    pub fn new(p: &Path, bn: BatchNormMode) -> Self {
         let conv1 = Conv2d::square(
             &(p / "conv1"),
             3,
@@ -96,7 +97,7 @@ impl ResNet101Trunk {
                 .no_bias()
                 .init(INIT),
         );
-        let bn1 = BatchNorm2d::new(&(p / "bn1"), 64, frozen_bn);
+        let bn1 = BatchNorm2d::new(&(p / "bn1"), 64, bn);
         // (planes, blocks, stride, dilation) of layer1..layer4 for ResNet-101.
         let spec = [
             (64, 3, 1, 1),
@@ -126,7 +127,7 @@ impl ResNet101Trunk {
                     s,
                     dilation,
                     ds,
-                    frozen_bn,
+                    bn,
                 ));
                 inplanes = planes * 4;
             }

@@ -9,14 +9,14 @@ use tch::{Device, Kind, Tensor};
 use crate::naming::is_head_var;
 use crate::*;
 
-fn build(backbone: Backbone, freeze_bn: bool) -> (VarStore, SegNet) {
+fn build(backbone: Backbone, batch_norm: BatchNormMode) -> (VarStore, SegNet) {
     let vs = VarStore::new(Device::Cpu);
     let net = SegNet::new(
         &vs.root(),
         &ModelConfig {
             backbone,
             num_classes: 5,
-            freeze_bn,
+            batch_norm,
         },
     );
     (vs, net)
@@ -58,7 +58,7 @@ fn check_groups_match_head_names(vs: &VarStore) {
 
 #[test]
 fn deeplab_shapes_groups_and_frozen_bn() {
-    let (vs, net) = build(Backbone::Deeplabv2Resnet101, true);
+    let (vs, net) = build(Backbone::Deeplabv2Resnet101, BatchNormMode::Frozen);
     // ResNet-101 trunk (42.5M) + 4 ASPP convs of 2048*5*9 + 5.
     let params: i64 = vs
         .variables()
@@ -82,14 +82,36 @@ fn deeplab_shapes_groups_and_frozen_bn() {
 
 #[test]
 fn deeplab_unfrozen_bn_trains_affine_params() {
-    let (vs, _net) = build(Backbone::Deeplabv2Resnet101, false);
+    let (vs, _net) = build(Backbone::Deeplabv2Resnet101, BatchNormMode::Train);
     // 104 convs + 2 affine tensors for each of the 104 BNs.
     assert_eq!(groups(&vs), (104 + 2 * 104, 8));
 }
 
 #[test]
+fn fda_optimiser_lists_the_trunk_convs_314_times() {
+    // FDA's get_1x_lr_params_NOscale over its DeepLab (affine BN parameters have
+    // requires_grad = False there, so only the 104 convolutions are listed): conv1 once, the
+    // 99 block convs three times, the 4 downsample convs four times; 1 + 297 + 16 = 314.
+    let (vs, _) = build(Backbone::Deeplabv2Resnet101, BatchNormMode::Fda);
+    assert_eq!(groups(&vs), (104, 8));
+    let trunk = names_in_group(&vs, GROUP_BACKBONE);
+    let count = |n: &str| fda_listing_count(Backbone::Deeplabv2Resnet101, n);
+    assert_eq!(trunk.iter().map(|n| count(n)).sum::<usize>(), 314);
+    assert_eq!(count("conv1.weight"), 1);
+    assert_eq!(count("layer3.22.conv2.weight"), 3);
+    assert_eq!(count("layer1.0.downsample.0.weight"), 4);
+    for head in names_in_group(&vs, GROUP_HEAD) {
+        assert_eq!(count(&head), 1, "{head}");
+    }
+    assert_eq!(
+        fda_listing_count(Backbone::Enet, "initial_block.main_branch.weight"),
+        1
+    );
+}
+
+#[test]
 fn fcn8s_shapes_groups_and_fixed_upsampling() {
-    let (vs, net) = build(Backbone::Fcn8sVgg16, false);
+    let (vs, net) = build(Backbone::Fcn8sVgg16, BatchNormMode::Train);
     // 13 convs + fc6 + fc7 (weight and bias each); head: 3 score layers (w, b).
     assert_eq!(groups(&vs), (30, 6));
     check_groups_match_head_names(&vs);
@@ -108,7 +130,7 @@ fn fcn8s_shapes_groups_and_fixed_upsampling() {
 
 #[test]
 fn enet_shapes_groups_and_parameter_count() {
-    let (vs, net) = build(Backbone::Enet, false);
+    let (vs, net) = build(Backbone::Enet, BatchNormMode::Train);
     check_groups_match_head_names(&vs);
     assert_eq!(groups(&vs).1, 1); // transposed_conv, no bias
     for (h, w) in [(65, 97), (64, 128), (33, 17)] {
@@ -127,7 +149,7 @@ fn enet_shapes_groups_and_parameter_count() {
 fn save_then_load_native_restores_every_variable() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sub/enet.safetensors");
-    let (vs, net) = build(Backbone::Enet, false);
+    let (vs, net) = build(Backbone::Enet, BatchNormMode::Train);
     // Move the running statistics away from their initial values.
     let _ = net.forward_t(
         &Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu)),
@@ -135,7 +157,7 @@ fn save_then_load_native_restores_every_variable() {
     );
     save_safetensors(&vs, &file).unwrap();
 
-    let (mut vs2, net2) = build(Backbone::Enet, false);
+    let (mut vs2, net2) = build(Backbone::Enet, BatchNormMode::Train);
     let report = load_safetensors(&mut vs2, &file, WeightNaming::Native, true).unwrap();
     assert_eq!(report.loaded.len(), vs.variables().len());
     assert!(
@@ -155,7 +177,7 @@ fn save_then_load_native_restores_every_variable() {
 fn mismatched_files_fail_listing_every_problem_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.safetensors");
-    let (vs, _) = build(Backbone::Enet, false);
+    let (vs, _) = build(Backbone::Enet, BatchNormMode::Train);
     let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     named.retain(|(n, _)| n != "regular1_1.ext_conv1.0.weight");
     for (n, t) in named.iter_mut() {
@@ -169,7 +191,7 @@ fn mismatched_files_fail_listing_every_problem_and_change_nothing() {
     ));
     Tensor::write_safetensors(&named, &file).unwrap();
 
-    let (mut vs2, _) = build(Backbone::Enet, false);
+    let (mut vs2, _) = build(Backbone::Enet, BatchNormMode::Train);
     let before = vs2.variables()["initial_block.main_branch.weight"].copy();
     let err = load_safetensors(&mut vs2, &file, WeightNaming::Native, true)
         .unwrap_err()
@@ -205,7 +227,7 @@ fn mismatched_files_fail_listing_every_problem_and_change_nothing() {
 fn loads_under_a_prefix_and_accepts_enet_prelu_aliases() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("enet.safetensors");
-    let (vs, _) = build(Backbone::Enet, false);
+    let (vs, _) = build(Backbone::Enet, BatchNormMode::Train);
     let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     // PyTorch-ENet's state_dict repeats each block's shared PReLU at every position.
     named.push((
@@ -223,7 +245,7 @@ fn loads_under_a_prefix_and_accepts_enet_prelu_aliases() {
     let cfg = ModelConfig {
         backbone: Backbone::Enet,
         num_classes: 5,
-        freeze_bn: false,
+        batch_norm: BatchNormMode::Train,
     };
     let _student = SegNet::new(&(vs2.root() / "student"), &cfg);
     let _other = (vs2.root() / "proj").zeros("weight", &[3]);
@@ -237,7 +259,7 @@ fn torchvision_naming_leaves_the_head_uncovered() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tv.safetensors");
     // A torchvision-named trunk saved from our own DeepLab (same names), plus torchvision extras.
-    let (vs, _) = build(Backbone::Deeplabv2Resnet101, true);
+    let (vs, _) = build(Backbone::Deeplabv2Resnet101, BatchNormMode::Frozen);
     let mut named: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
@@ -252,7 +274,7 @@ fn torchvision_naming_leaves_the_head_uncovered() {
         Tensor::from_slice(&[1i64]),
     ));
     Tensor::write_safetensors(&named, &file).unwrap();
-    let (mut vs2, _) = build(Backbone::Deeplabv2Resnet101, true);
+    let (mut vs2, _) = build(Backbone::Deeplabv2Resnet101, BatchNormMode::Frozen);
     let r = load_safetensors(&mut vs2, &file, WeightNaming::Torchvision, true).unwrap();
     assert_eq!(r.not_covered.len(), 8);
     assert_eq!(r.skipped.len(), 2);
@@ -269,10 +291,26 @@ fn torchvision_naming_leaves_the_head_uncovered() {
 #[test]
 fn config_round_trips_through_yaml_names() {
     let cfg: ModelConfig = serde_json::from_str(
-        r#"{"backbone":"deeplabv2-resnet101","num_classes":19,"freeze_bn":true}"#,
+        r#"{"backbone":"deeplabv2-resnet101","num_classes":19,"batch_norm":"fda"}"#,
     )
     .unwrap();
     assert_eq!(cfg, ModelConfig::paper(Backbone::Deeplabv2Resnet101));
+    // model.json of earlier versions: `freeze_bn: bool`.
+    for (old, mode) in [
+        ("true", BatchNormMode::Frozen),
+        ("false", BatchNormMode::Train),
+    ] {
+        let json = format!(r#"{{"backbone":"enet","num_classes":19,"freeze_bn":{old}}}"#);
+        let c: ModelConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(c.batch_norm, mode, "{json}");
+    }
+    let both = r#"{"backbone":"enet","num_classes":19,"freeze_bn":true,"batch_norm":"fda"}"#;
+    let e = serde_json::from_str::<ModelConfig>(both)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("freeze_bn"), "{e}");
+    let round: ModelConfig = serde_json::from_str(&serde_json::to_string(&cfg).unwrap()).unwrap();
+    assert_eq!(round, cfg);
     for b in Backbone::ALL {
         assert_eq!(serde_json::to_string(&b).unwrap(), format!("\"{b}\""));
     }

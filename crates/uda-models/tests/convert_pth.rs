@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use uda_models::tch::nn::VarStore;
 use uda_models::tch::{Device, Kind};
-use uda_models::{Backbone, ModelConfig, SegNet, WeightNaming, load_safetensors};
+use uda_models::{Backbone, BatchNormMode, ModelConfig, SegNet, WeightNaming, load_safetensors};
 
 fn python(code: &str, dir: &Path) {
     let out = Command::new(common::python())
@@ -75,7 +75,7 @@ fn nested_prefixed_checkpoint_converts_and_loads() {
     let cfg = ModelConfig {
         backbone: Backbone::Enet,
         num_classes: 19,
-        freeze_bn: false,
+        batch_norm: BatchNormMode::Train,
     };
     let _net = SegNet::new(&vs.root(), &cfg);
     let report = load_safetensors(

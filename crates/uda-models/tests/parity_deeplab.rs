@@ -5,7 +5,7 @@ mod common;
 
 use uda_models::tch::nn::VarStore;
 use uda_models::tch::{Device, Kind};
-use uda_models::{Backbone, ModelConfig, SegNet, WeightNaming, load_safetensors};
+use uda_models::{Backbone, BatchNormMode, ModelConfig, SegNet, WeightNaming, load_safetensors};
 
 #[test]
 fn deeplabv2_resnet101_matches_pytorch() {
@@ -16,7 +16,7 @@ fn deeplabv2_resnet101_matches_pytorch() {
     let cfg = ModelConfig {
         backbone: Backbone::Deeplabv2Resnet101,
         num_classes: 19,
-        freeze_bn: true,
+        batch_norm: BatchNormMode::Frozen,
     };
     let net = SegNet::new(&vs.root(), &cfg);
     let trunk = load_safetensors(

@@ -5,7 +5,7 @@ mod common;
 
 use uda_models::tch::nn::VarStore;
 use uda_models::tch::{Device, Kind};
-use uda_models::{Backbone, ModelConfig, SegNet, WeightNaming, load_safetensors};
+use uda_models::{Backbone, BatchNormMode, ModelConfig, SegNet, WeightNaming, load_safetensors};
 
 #[test]
 fn enet_matches_pytorch() {
@@ -16,7 +16,7 @@ fn enet_matches_pytorch() {
     let cfg = ModelConfig {
         backbone: Backbone::Enet,
         num_classes: 19,
-        freeze_bn: false,
+        batch_norm: BatchNormMode::Train,
     };
     let net = SegNet::new(&vs.root(), &cfg);
     let report = load_safetensors(

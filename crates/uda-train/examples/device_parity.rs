@@ -22,7 +22,7 @@ use uda_models::{Backbone, ModelConfig, SegNet, device_from_spec};
 use uda_train::contrastive::{
     ContrastiveConfig, ProjectionHead, labels_to_grid, pixel_contrastive_loss,
 };
-use uda_train::losses::{charbonnier_entropy, segmentation_cross_entropy};
+use uda_train::losses::{EntropyAt, charbonnier_entropy, segmentation_cross_entropy};
 
 struct Step {
     logits: Tensor,
@@ -57,7 +57,7 @@ fn step(
     let out = net.forward_t(&x, false);
     let (h, w) = (x.size()[2], x.size()[3]);
     let ce = segmentation_cross_entropy(&out.logits, &labels);
-    let ent = charbonnier_entropy(&out.logits, h, w, 2.0, 1e-3);
+    let ent = charbonnier_entropy(&out.logits, EntropyAt::Input, [h, w], 2.0, 1e-3);
     let z = head.forward(&out.features);
     let grid = z.size();
     let grid_labels = labels_to_grid(&labels, grid[2], grid[3]);

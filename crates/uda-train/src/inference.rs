@@ -190,13 +190,13 @@ pub fn argmax_classes(scores: &Tensor) -> Result<Vec<u8>, TchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uda_models::{Backbone, Normalization};
+    use uda_models::{Backbone, BatchNormMode, Normalization};
 
     fn info(num_classes: i64) -> ModelInfo {
         ModelInfo {
             backbone: Backbone::Enet,
             num_classes,
-            freeze_bn: false,
+            batch_norm: BatchNormMode::Train,
             normalization: Normalization::UNIT_RGB,
             grayscale: true,
             weights: "model.safetensors".into(),

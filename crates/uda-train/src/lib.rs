@@ -54,7 +54,7 @@ pub mod trainer;
 pub use error::TrainError;
 pub use loader::{Batch, Loader, LoaderConfig};
 pub use model_info::ModelInfo;
-pub use optim::{Optimizer, OptimizerConfig};
+pub use optim::{Optimizer, OptimizerConfig, ParamListing};
 pub use preview::PreviewError;
 pub use recipe::{OptimizerChoice, ScheduleChoice, TrainRecipe};
 pub use schedule::LrSchedule;

@@ -6,7 +6,7 @@ use crate::augment::luma_pil;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use uda_models::tch::{Device, TchError, Tensor, nn};
-use uda_models::{Backbone, ModelConfig, Normalization, SegNet, WeightNaming};
+use uda_models::{Backbone, BatchNormMode, ModelConfig, Normalization, SegNet, WeightNaming};
 
 /// File name of the description inside a model folder.
 pub const MODEL_JSON: &str = "model.json";
@@ -15,11 +15,12 @@ pub const MODEL_WEIGHTS: &str = "model.safetensors";
 
 /// Contents of `model.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "ModelInfoFile")]
 pub struct ModelInfo {
     pub backbone: Backbone,
     pub num_classes: i64,
-    pub freeze_bn: bool,
+    /// How BatchNorm was trained (inference always uses the running statistics).
+    pub batch_norm: BatchNormMode,
     /// How raw RGB becomes network input (after the grayscale conversion, when on).
     pub normalization: Normalization,
     /// The model was trained on grayscale images (PIL luma replicated to 3 channels); feed it
@@ -32,12 +33,56 @@ pub struct ModelInfo {
     pub iterations: u64,
 }
 
+/// `model.json` as read: models trained before BatchNorm had three modes say `freeze_bn: bool`
+/// (true: frozen, false: train); both spellings load.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelInfoFile {
+    backbone: Backbone,
+    num_classes: i64,
+    #[serde(default)]
+    batch_norm: Option<BatchNormMode>,
+    #[serde(default)]
+    freeze_bn: Option<bool>,
+    normalization: Normalization,
+    grayscale: bool,
+    weights: String,
+    produced_by: String,
+    iterations: u64,
+}
+
+impl TryFrom<ModelInfoFile> for ModelInfo {
+    type Error = String;
+
+    fn try_from(f: ModelInfoFile) -> Result<Self, String> {
+        let batch_norm = match (f.batch_norm, f.freeze_bn) {
+            (Some(m), None) => m,
+            (None, Some(true)) => BatchNormMode::Frozen,
+            (None, Some(false)) => BatchNormMode::Train,
+            (None, None) => return Err("missing field `batch_norm`".into()),
+            (Some(_), Some(_)) => {
+                return Err("has both `batch_norm` and its old spelling `freeze_bn`".into());
+            }
+        };
+        Ok(Self {
+            backbone: f.backbone,
+            num_classes: f.num_classes,
+            batch_norm,
+            normalization: f.normalization,
+            grayscale: f.grayscale,
+            weights: f.weights,
+            produced_by: f.produced_by,
+            iterations: f.iterations,
+        })
+    }
+}
+
 impl ModelInfo {
     pub fn model_config(&self) -> ModelConfig {
         ModelConfig {
             backbone: self.backbone,
             num_classes: self.num_classes,
-            freeze_bn: self.freeze_bn,
+            batch_norm: self.batch_norm,
         }
     }
 
@@ -110,5 +155,38 @@ impl ModelInfo {
         uda_models::load_safetensors(vs, &weights, WeightNaming::Native, true)
             .map_err(|e| TrainError::checkpoint(&weights, e))?;
         Ok((info, net))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_json_of_earlier_versions_still_loads() {
+        let info = ModelInfo {
+            backbone: Backbone::Deeplabv2Resnet101,
+            num_classes: 19,
+            batch_norm: BatchNormMode::Fda,
+            normalization: Normalization::FDA_CAFFE,
+            grayscale: false,
+            weights: MODEL_WEIGHTS.into(),
+            produced_by: "pretrain".into(),
+            iterations: 3,
+        };
+        let text = serde_json::to_string(&info).unwrap();
+        assert!(text.contains(r#""batch_norm":"fda""#), "{text}");
+        assert_eq!(serde_json::from_str::<ModelInfo>(&text).unwrap(), info);
+        let old = text.replace(r#""batch_norm":"fda""#, r#""freeze_bn":true"#);
+        let read: ModelInfo = serde_json::from_str(&old).unwrap();
+        assert_eq!(read.batch_norm, BatchNormMode::Frozen);
+        let both = text.replace(
+            r#""batch_norm":"fda""#,
+            r#""batch_norm":"fda","freeze_bn":true"#,
+        );
+        let e = serde_json::from_str::<ModelInfo>(&both)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("freeze_bn"), "{e}");
     }
 }

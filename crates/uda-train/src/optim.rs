@@ -50,11 +50,29 @@ impl OptimizerConfig {
     }
 }
 
+/// How many times per step the optimiser applies its update to each variable (the training
+/// recipe's `param_listing`).
+///
+/// FDA's DeepLab optimiser lists most trunk convolutions three times (see
+/// [`uda_models::fda_listing_count`]), and PyTorch's SGD updates a listed tensor once per listing;
+/// so the published runs moved most trunk weights about 3× per step (weight decay and momentum
+/// applied per listing). `unique` is the intended optimiser; `fda-listing` reproduces FDA's runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParamListing {
+    /// Each variable once per step.
+    Unique,
+    /// Each variable as often as FDA's `get_1x_lr_params_NOscale` lists it (SGD only).
+    FdaListing,
+}
+
 #[derive(Debug)]
 struct Param {
     name: String,
     tensor: Tensor,
     lr_mult: f64,
+    /// Updates per step: 1, or FDA's listing count under [`ParamListing::FdaListing`].
+    listings: usize,
     /// SGD: the momentum buffer; Adam: the first moment.
     buf1: Option<Tensor>,
     /// Adam: the second moment.
@@ -110,6 +128,7 @@ impl Optimizer {
                 name,
                 tensor: var.tensor.shallow_clone(),
                 lr_mult,
+                listings: 1,
                 buf1: None,
                 buf2: None,
                 steps: 0,
@@ -117,6 +136,24 @@ impl Optimizer {
         }
         params.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Self { config, params })
+    }
+
+    /// Applies each variable's update `listings(name)` times per step (at least once), as
+    /// PyTorch's SGD does for a tensor listed that often in its parameter groups; see
+    /// [`ParamListing`]. Only SGD: FDA's Adam (FCN-8s) lists every tensor once.
+    pub fn with_listings(mut self, listings: impl Fn(&str) -> usize) -> Result<Self, TrainError> {
+        for p in &mut self.params {
+            p.listings = listings(&p.name).max(1);
+        }
+        if matches!(self.config, OptimizerConfig::Adam { .. })
+            && self.params.iter().any(|p| p.listings > 1)
+        {
+            return Err(TrainError::Config(
+                "repeated parameter listings are FDA's SGD quirk; use param_listing: unique with adam"
+                    .into(),
+            ));
+        }
+        Ok(self)
     }
 
     pub fn config(&self) -> &OptimizerConfig {
@@ -155,27 +192,31 @@ impl Optimizer {
                         momentum,
                         weight_decay,
                     } => {
-                        let d = if weight_decay != 0.0 {
-                            &grad + &p.tensor * weight_decay
-                        } else {
-                            grad
-                        };
-                        let d = if momentum != 0.0 {
-                            match &mut p.buf1 {
-                                Some(buf) => {
-                                    let _ = buf.g_mul_scalar_(momentum).g_add_(&d);
-                                    buf.shallow_clone()
-                                }
-                                None => {
-                                    let buf = d.detach().copy();
-                                    p.buf1 = Some(buf.shallow_clone());
-                                    buf
-                                }
-                            }
-                        } else {
-                            d
-                        };
-                        let _ = p.tensor.g_add_(&(d * (-lr)));
+                        // PyTorch's single-tensor SGD over a list that names this tensor
+                        // `listings` times: the momentum buffers are looked up once before the
+                        // loop, so on the first step each listing starts a fresh buffer from its
+                        // own gradient (the last one is kept); afterwards all share one buffer.
+                        // Weight decay sees the weights as the previous listing left them.
+                        let first = p.buf1.is_none();
+                        for _ in 0..p.listings {
+                            let d = if weight_decay != 0.0 {
+                                &grad + &p.tensor * weight_decay
+                            } else {
+                                grad.shallow_clone()
+                            };
+                            let d = if momentum == 0.0 {
+                                d
+                            } else if first || p.buf1.is_none() {
+                                let buf = d.detach().copy();
+                                p.buf1 = Some(buf.shallow_clone());
+                                buf
+                            } else {
+                                let buf = p.buf1.as_mut().expect("checked above");
+                                let _ = buf.g_mul_scalar_(momentum).g_add_(&d);
+                                buf.shallow_clone()
+                            };
+                            let _ = p.tensor.g_add_(&(d * (-lr)));
+                        }
                     }
                     OptimizerConfig::Adam {
                         beta1,

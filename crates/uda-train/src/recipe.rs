@@ -5,10 +5,12 @@
 //! The serialized names and defaults are part of the runner's cache keys and of pipeline files:
 //! renaming a field or changing a default changes every cached result.
 
-use crate::losses::{DEFAULT_CHARBONNIER_EPS, DEFAULT_ETA};
+use crate::losses::{DEFAULT_CHARBONNIER_EPS, DEFAULT_ETA, EntropyAt, charbonnier_entropy};
+use crate::optim::ParamListing;
 use crate::{LrSchedule, OptimizerConfig};
 use serde::{Deserialize, Serialize};
-use uda_models::{Backbone, ModelConfig, WeightNaming};
+use uda_models::tch::Tensor;
+use uda_models::{Backbone, BatchNormMode, ModelConfig, WeightNaming};
 use uda_stage::{ParamProblem, ParamProblems};
 
 /// Which optimiser; `auto` is the paper's choice for the backbone (SGD + poly for DeepLabV2 and
@@ -60,6 +62,10 @@ pub struct TrainRecipe {
     /// First iteration at which the entropy term counts (FDA switches it on at 50000; the paper
     /// does not say, so 0).
     pub ent_start: u64,
+    /// Which map the entropy is computed on: `logits` (the network's own output, stride 8 for
+    /// DeepLabV2, as FDA's `model/deeplab.py`) or `input` (logits first upsampled to the input
+    /// size). The same for stride-1 networks (FCN-8s, ENet).
+    pub entropy_at: EntropyAt,
     pub optimizer: OptimizerChoice,
     /// Base learning rate; `null`: 2.5e-4 for SGD, 1e-5 for Adam.
     pub lr: Option<f64>,
@@ -75,8 +81,15 @@ pub struct TrainRecipe {
     pub poly_power: f64,
     /// Learning-rate multiplier of the classifier head (FDA: 10).
     pub head_lr_mult: f64,
-    /// Freeze BatchNorm (statistics and affine); `null`: the paper's choice (DeepLabV2 only).
+    /// How BatchNorm trains: `frozen`, `fda` or `train` (see [`BatchNormMode`]); `null`: FDA's
+    /// semantics for DeepLabV2 (`fda`), ordinary BatchNorm for ENet (`train`).
+    pub batch_norm: Option<BatchNormMode>,
+    /// The old spelling of `batch_norm` (a bool); rejected with the replacement to write.
     pub freeze_bn: Option<bool>,
+    /// How often the optimiser updates each variable per step: `unique` (once) or `fda-listing`
+    /// (as often as FDA's DeepLab optimiser lists it: most trunk convolutions three times; see
+    /// [`ParamListing`]).
+    pub param_listing: ParamListing,
     /// Naming of the `init` weights; `null`: fda-deeplab for DeepLabV2, torchvision for VGG16,
     /// native for ENet.
     pub init_naming: Option<WeightNaming>,
@@ -109,6 +122,7 @@ impl Default for TrainRecipe {
             eta: DEFAULT_ETA,
             charbonnier_eps: DEFAULT_CHARBONNIER_EPS,
             ent_start: 0,
+            entropy_at: EntropyAt::Logits,
             optimizer: OptimizerChoice::Auto,
             lr: None,
             momentum: 0.9,
@@ -117,7 +131,9 @@ impl Default for TrainRecipe {
             schedule: ScheduleChoice::Auto,
             poly_power: 0.9,
             head_lr_mult: 10.0,
+            batch_norm: None,
             freeze_bn: None,
+            param_listing: ParamListing::Unique,
             init_naming: None,
             seed: 0,
             device: "auto".into(),
@@ -146,6 +162,7 @@ struct ResultPart<'a> {
     eta: &'a f64,
     charbonnier_eps: &'a f64,
     ent_start: &'a u64,
+    entropy_at: &'a EntropyAt,
     optimizer: &'a OptimizerChoice,
     lr: &'a Option<f64>,
     momentum: &'a f64,
@@ -154,7 +171,8 @@ struct ResultPart<'a> {
     schedule: &'a ScheduleChoice,
     poly_power: &'a f64,
     head_lr_mult: &'a f64,
-    freeze_bn: &'a Option<bool>,
+    batch_norm: &'a Option<BatchNormMode>,
+    param_listing: &'a ParamListing,
     init_naming: &'a Option<WeightNaming>,
     seed: &'a u64,
 }
@@ -175,6 +193,7 @@ impl TrainRecipe {
             eta,
             charbonnier_eps,
             ent_start,
+            entropy_at,
             optimizer,
             lr,
             momentum,
@@ -183,7 +202,10 @@ impl TrainRecipe {
             schedule,
             poly_power,
             head_lr_mult,
-            freeze_bn,
+            batch_norm,
+            // Rejected by `validate` when set, so always `None` in a run.
+            freeze_bn: _,
+            param_listing,
             init_naming,
             seed,
             device: _,
@@ -205,6 +227,7 @@ impl TrainRecipe {
             eta,
             charbonnier_eps,
             ent_start,
+            entropy_at,
             optimizer,
             lr,
             momentum,
@@ -213,7 +236,8 @@ impl TrainRecipe {
             schedule,
             poly_power,
             head_lr_mult,
-            freeze_bn,
+            batch_norm,
+            param_listing,
             init_naming,
             seed,
         };
@@ -269,10 +293,18 @@ impl TrainRecipe {
         }
     }
 
+    /// The recipe's entropy term (`eta`, `charbonnier_eps`, `entropy_at`) of the `logits` the
+    /// network gave for `images` `(B, 3, H, W)`.
+    pub fn entropy(&self, logits: &Tensor, images: &Tensor) -> Tensor {
+        let size = images.size();
+        let hw = [size[size.len() - 2], size[size.len() - 1]];
+        charbonnier_entropy(logits, self.entropy_at, hw, self.eta, self.charbonnier_eps)
+    }
+
     pub fn model_config(&self) -> ModelConfig {
         let paper = ModelConfig::paper(self.backbone);
         ModelConfig {
-            freeze_bn: self.freeze_bn.unwrap_or(paper.freeze_bn),
+            batch_norm: self.batch_norm.unwrap_or(paper.batch_norm),
             ..paper
         }
     }
@@ -344,6 +376,21 @@ impl TrainRecipe {
             "adam_betas",
             format!("both must lie in [0, 1), got {:?}", self.adam_betas),
         );
+        problems.ensure(
+            self.param_listing == ParamListing::Unique || !self.use_adam(),
+            "param_listing",
+            "fda-listing reproduces FDA's SGD DeepLab optimiser; with Adam use unique",
+        );
+        if let Some(frozen) = self.freeze_bn {
+            let mode = if frozen { "frozen" } else { "train" };
+            problems.push(
+                "freeze_bn",
+                format!(
+                    "is now `batch_norm: frozen | fda | train`; replace `freeze_bn: {frozen}` with \
+                     `batch_norm: {mode}` (FDA's own training is `batch_norm: fda`)"
+                ),
+            );
+        }
         if let Err(e) = uda_models::check_device_spec(&self.device) {
             problems.push("device", e.to_string());
         }
@@ -391,6 +438,29 @@ mod tests {
     }
 
     #[test]
+    fn batch_norm_defaults_to_fda_semantics_for_deeplab_only() {
+        let deeplab = TrainRecipe::default();
+        assert_eq!(deeplab.model_config().batch_norm, BatchNormMode::Fda);
+        let enet = TrainRecipe {
+            backbone: Backbone::Enet,
+            ..TrainRecipe::default()
+        };
+        assert_eq!(enet.model_config().batch_norm, BatchNormMode::Train);
+        let frozen = TrainRecipe {
+            batch_norm: Some(BatchNormMode::Frozen),
+            ..TrainRecipe::default()
+        };
+        assert_eq!(frozen.model_config().batch_norm, BatchNormMode::Frozen);
+        let yaml: TrainRecipe = serde_json::from_str(
+            r#"{"batch_norm": "fda", "entropy_at": "input", "param_listing": "fda-listing"}"#,
+        )
+        .unwrap();
+        assert_eq!(yaml.batch_norm, Some(BatchNormMode::Fda));
+        assert_eq!(yaml.entropy_at, EntropyAt::Input);
+        assert_eq!(yaml.param_listing, ParamListing::FdaListing);
+    }
+
+    #[test]
     fn result_params_leave_out_exactly_the_run_settings() {
         let p = TrainRecipe::default();
         let all = match serde_json::to_value(&p).unwrap() {
@@ -410,6 +480,7 @@ mod tests {
             [
                 "checkpoint_every",
                 "device",
+                "freeze_bn",
                 "log_every",
                 "prefetch",
                 "threads",
@@ -431,15 +502,28 @@ mod tests {
             lr: Some(0.0),
             momentum: 1.0,
             device: "gpu".into(),
+            freeze_bn: Some(true),
             ..TrainRecipe::default()
         };
         let problems = bad.validate().unwrap_err();
         let names: Vec<&str> = problems.iter().map(|p| p.param.as_str()).collect();
         assert_eq!(
             names,
-            ["iterations", "crop", "eta", "lr", "momentum", "device"],
+            [
+                "iterations",
+                "crop",
+                "eta",
+                "lr",
+                "momentum",
+                "freeze_bn",
+                "device"
+            ],
             "{problems:?}"
         );
-        assert!(problems[5].message.contains("cpu, cuda"), "{problems:?}");
+        assert!(
+            problems[5].message.contains("batch_norm: frozen"),
+            "{problems:?}"
+        );
+        assert!(problems[6].message.contains("cpu, cuda"), "{problems:?}");
     }
 }

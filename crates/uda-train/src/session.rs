@@ -8,7 +8,10 @@ use crate::preview;
 use crate::recipe::TrainRecipe;
 use crate::sampler::derive_seed;
 use crate::source::SampleSource;
-use crate::{LoaderConfig, ModelInfo, Optimizer, TrainError, TrainSummary, Trainer, TrainerConfig};
+use crate::{
+    LoaderConfig, ModelInfo, Optimizer, ParamListing, TrainError, TrainSummary, Trainer,
+    TrainerConfig,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -197,7 +200,12 @@ impl<'r> Session<'r> {
     ) -> Result<(Trainer<'_>, u64), SessionError> {
         let p = self.recipe;
         let (opt_cfg, schedule) = p.optimization();
-        let optimizer = Optimizer::new(&self.vs, opt_cfg, &[1.0, p.head_lr_mult])?;
+        let mut optimizer = Optimizer::new(&self.vs, opt_cfg, &[1.0, p.head_lr_mult])?;
+        if p.param_listing == ParamListing::FdaListing {
+            let backbone = self.config.backbone;
+            optimizer =
+                optimizer.with_listings(|name| uda_models::fda_listing_count(backbone, name))?;
+        }
         let mut fp_params = p.result_params();
         match serde_json::to_value(options) {
             Ok(serde_json::Value::Object(extra)) => fp_params.extend(extra),
@@ -287,7 +295,7 @@ impl<'r> Session<'r> {
         ModelInfo {
             backbone: self.config.backbone,
             num_classes: self.config.num_classes,
-            freeze_bn: self.config.freeze_bn,
+            batch_norm: self.config.batch_norm,
             normalization: self.net.input_normalization(),
             grayscale: p.grayscale,
             weights: MODEL_WEIGHTS.into(),

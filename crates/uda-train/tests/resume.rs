@@ -7,7 +7,7 @@ use std::sync::Arc;
 use uda_models::Normalization;
 use uda_models::tch::{Device, Kind, Tensor, nn};
 use uda_stage::{Progress, ProgressMode};
-use uda_train::losses::{charbonnier_entropy, segmentation_cross_entropy};
+use uda_train::losses::{EntropyAt, charbonnier_entropy, segmentation_cross_entropy};
 use uda_train::source::MemorySource;
 use uda_train::{
     Loader, LoaderConfig, LrSchedule, Optimizer, OptimizerConfig, StepLosses, TrainError, Trainer,
@@ -144,7 +144,13 @@ fn train(
         let s = src.batch_for(it)?;
         let t = trg.batch_for(it)?;
         let ce = segmentation_cross_entropy(&net.forward(&s.images), s.labels.as_ref().unwrap());
-        let ent = charbonnier_entropy(&net.forward(&t.images), 8, 8, 2.0, 1e-3);
+        let ent = charbonnier_entropy(
+            &net.forward(&t.images),
+            EntropyAt::Logits,
+            [8, 8],
+            2.0,
+            1e-3,
+        );
         Ok(StepLosses::new().with("ce", 1.0, ce).with("ent", 0.1, ent))
     })?;
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use uda_models::tch::{Device, Kind, Tensor, nn};
 use uda_train::augment::luma_pil;
-use uda_train::losses::{charbonnier_entropy, segmentation_cross_entropy};
+use uda_train::losses::{EntropyAt, charbonnier_entropy, segmentation_cross_entropy};
 use uda_train::{Optimizer, OptimizerConfig};
 
 fn python() -> PathBuf {
@@ -76,27 +76,38 @@ fn cross_entropy_and_its_gradient_match_pytorch() {
 fn charbonnier_entropy_and_its_gradient_match_fda_formula() {
     uda_models::tch::manual_seed(2);
     let logits = Tensor::randn([2, 19, 5, 8], (Kind::Float, Device::Cpu)) * 2.0;
-    for (eta, eps) in [(2.0, 1e-3), (2.0, 1e-4), (1.5, 1e-3)] {
-        let x = logits.detach().set_requires_grad(true);
-        let loss = charbonnier_entropy(&x, 20, 32, eta, eps);
-        loss.backward();
-        // FDA's entropy_loss, with its 2.9444 replaced by ln(19) and 1e-8 by eps**2.
-        let script = format!(
-            "x = I['logits'].requires_grad_(True)\n\
-             x2 = torch.nn.functional.interpolate(x, size=(20, 32), mode='bilinear', align_corners=True)\n\
-             P = torch.nn.functional.softmax(x2, dim=1)\nlogP = torch.nn.functional.log_softmax(x2, dim=1)\n\
-             ent = -1.0 * (P * logP).sum(dim=1) / np.log(19)\n\
-             ent = ent ** 2.0 + {eps}**2\nent = ent ** {eta}\nloss = ent.mean()\nloss.backward()\n\
-             O['loss'] = loss.detach().reshape(1)\nO['grad'] = x.grad"
-        );
-        let refs = run_python(&script, &[("logits", logits.detach())]);
-        let want = refs["loss"].double_value(&[0]);
-        assert!(
-            (loss.double_value(&[]) - want).abs() < 1e-6 * want.abs().max(1e-3),
-            "eta {eta}: {loss} vs {want}"
-        );
-        let d = max_abs_diff(&x.grad(), &refs["grad"]);
-        assert!(d < 1e-8, "eta {eta} eps {eps}: gradient differs by {d}");
+    for at in [EntropyAt::Logits, EntropyAt::Input] {
+        for (eta, eps) in [(2.0, 1e-3), (2.0, 1e-4), (1.5, 1e-3)] {
+            let x = logits.detach().set_requires_grad(true);
+            let loss = charbonnier_entropy(&x, at, [20, 32], eta, eps);
+            loss.backward();
+            // FDA's `model/deeplab.py` entropy, with its 2.9444 replaced by ln(19) and 1e-8 by
+            // eps**2; `logits` is FDA's placement (before its interpolate), `input` upsamples.
+            let resize = match at {
+                EntropyAt::Logits => "x2 = x",
+                EntropyAt::Input => {
+                    "x2 = torch.nn.functional.interpolate(x, size=(20, 32), mode='bilinear', align_corners=True)"
+                }
+            };
+            let script = format!(
+                "x = I['logits'].requires_grad_(True)\n{resize}\n\
+                 P = torch.nn.functional.softmax(x2, dim=1)\nlogP = torch.nn.functional.log_softmax(x2, dim=1)\n\
+                 ent = -1.0 * (P * logP).sum(dim=1) / np.log(19)\n\
+                 ent = ent ** 2.0 + {eps}**2\nent = ent ** {eta}\nloss = ent.mean()\nloss.backward()\n\
+                 O['loss'] = loss.detach().reshape(1)\nO['grad'] = x.grad"
+            );
+            let refs = run_python(&script, &[("logits", logits.detach())]);
+            let want = refs["loss"].double_value(&[0]);
+            assert!(
+                (loss.double_value(&[]) - want).abs() < 1e-6 * want.abs().max(1e-3),
+                "{at:?} eta {eta}: {loss} vs {want}"
+            );
+            let d = max_abs_diff(&x.grad(), &refs["grad"]);
+            assert!(
+                d < 1e-8,
+                "{at:?} eta {eta} eps {eps}: gradient differs by {d}"
+            );
+        }
     }
 }
 
@@ -247,4 +258,88 @@ fn grayscale_matches_pil_convert_l() {
         .map(|p| luma_pil(p[0], p[1], p[2]))
         .collect();
     assert_eq!(got, want);
+}
+
+/// FDA's DeepLab optimiser lists trunk tensors several times; PyTorch's SGD then updates each
+/// once per listing. `with_listings` must reproduce that, step after step (the first step,
+/// where every listing starts its own momentum buffer, differs from the later ones).
+#[test]
+fn sgd_with_repeated_listings_matches_torch_sgd_given_duplicates() {
+    uda_models::tch::manual_seed(4);
+    let lrs = [0.1, 0.05, 0.08, 0.02];
+    let init: Vec<Tensor> = (0..3)
+        .map(|_| Tensor::randn([2, 3], (Kind::Float, Device::Cpu)))
+        .collect();
+    let grads: Vec<Vec<Tensor>> = lrs
+        .iter()
+        .map(|_| {
+            (0..3)
+                .map(|_| Tensor::randn([2, 3], (Kind::Float, Device::Cpu)))
+                .collect()
+        })
+        .collect();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let vars: Vec<Tensor> = ["a", "b", "c"]
+        .iter()
+        .zip(&init)
+        .map(|(n, t)| vs.root().var_copy(n, t))
+        .collect();
+    let config = OptimizerConfig::Sgd {
+        momentum: 0.9,
+        weight_decay: 0.05,
+    };
+    let mut opt = Optimizer::new(&vs, config, &[1.0])
+        .unwrap()
+        .with_listings(|name| match name {
+            "a" => 1,
+            "b" => 3,
+            _ => 4,
+        })
+        .unwrap();
+    for (k, &lr) in lrs.iter().enumerate() {
+        opt.zero_grad();
+        let loss = vars
+            .iter()
+            .zip(&grads[k])
+            .map(|(v, g)| (v * g).sum(Kind::Float))
+            .reduce(|x, y| x + y)
+            .unwrap();
+        loss.backward();
+        opt.step(lr);
+    }
+    let mut inputs: Vec<(String, Tensor)> = Vec::new();
+    for (i, t) in init.iter().enumerate() {
+        inputs.push((format!("p{i}"), t.shallow_clone()));
+    }
+    for (k, gs) in grads.iter().enumerate() {
+        for (i, g) in gs.iter().enumerate() {
+            inputs.push((format!("g{k}_{i}"), g.shallow_clone()));
+        }
+    }
+    let lr_list = lrs.map(|l| l.to_string()).join(", ");
+    // Interleaved as FDA's generator yields them (a tensor again under each enclosing module).
+    let script = format!(
+        "import warnings\nwarnings.simplefilter('ignore')\n\
+         P = [I[f'p{{i}}'].clone().requires_grad_(True) for i in range(3)]\n\
+         a, b, c = P\n\
+         opt = torch.optim.SGD([{{'params': [b, c, a, b, c, b, c, c]}}], lr=1.0, momentum=0.9, weight_decay=0.05, foreach=False)\n\
+         for k, lr in enumerate([{lr_list}]):\n\
+         \x20   opt.param_groups[0]['lr'] = lr\n\
+         \x20   for i in range(3):\n        P[i].grad = I[f'g{{k}}_{{i}}'].clone()\n\
+         \x20   opt.step()\n\
+         for i in range(3):\n    O[f'p{{i}}'] = P[i].detach()"
+    );
+    let refs_in: Vec<(&str, Tensor)> = inputs
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.shallow_clone()))
+        .collect();
+    let refs = run_python(&script, &refs_in);
+    for (i, v) in vars.iter().enumerate() {
+        let d = max_abs_diff(v, &refs[&format!("p{i}")]);
+        assert!(d < 1e-5, "variable {i}: differs from PyTorch by {d}");
+    }
+    // Three listings move b further than one would: the option is not a no-op.
+    let once = Optimizer::new(&vs, config, &[1.0]).unwrap().len();
+    assert_eq!(once, 3);
+    assert!(max_abs_diff(&vars[1], &init[1]) > 0.2);
 }

@@ -35,7 +35,7 @@ use uda_stage::{InputSpec, OutputSpec, ParamProblem, Stage, StageContext};
 use uda_train::contrastive::{
     ContrastiveConfig, ProjectionHead, labels_to_grid, pixel_contrastive_loss,
 };
-use uda_train::losses::{charbonnier_entropy, segmentation_cross_entropy};
+use uda_train::losses::segmentation_cross_entropy;
 use uda_train::sampler::derive_seed;
 use uda_train::session::{init_input, training_outputs};
 use uda_train::source::{ImageSetSource, SampleSource};
@@ -223,9 +223,7 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
             losses.push("cl", weight, cl.to_kind(Kind::Float));
         }
         if p.lambda_ent > 0.0 {
-            let size = t.images.size();
-            let ent =
-                charbonnier_entropy(&out_t.logits, size[2], size[3], p.eta, p.charbonnier_eps);
+            let ent = p.entropy(&out_t.logits, &t.images);
             let weight = if it >= p.ent_start { p.lambda_ent } else { 0.0 };
             losses.push("ent", weight, ent);
         }

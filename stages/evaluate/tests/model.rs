@@ -99,7 +99,7 @@ fn model_info(backbone: Backbone, grayscale: bool) -> ModelInfo {
     ModelInfo {
         backbone,
         num_classes: 19,
-        freeze_bn: false,
+        batch_norm: uda_models::BatchNormMode::Train,
         normalization: Normalization::UNIT_RGB,
         grayscale,
         weights: "model.safetensors".into(),

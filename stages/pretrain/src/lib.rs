@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use uda_stage::{InputSpec, OutputSpec, ParamProblem, Stage, StageContext};
-use uda_train::losses::{charbonnier_entropy, segmentation_cross_entropy};
+use uda_train::losses::segmentation_cross_entropy;
 use uda_train::session::{init_input, training_outputs};
 use uda_train::source::{ImageSetSource, SampleSource};
 use uda_train::{FinishOptions, Loader, Session, StepLosses, TrainRecipe};
@@ -116,10 +116,8 @@ fn run(ctx: &StageContext, p: &TrainRecipe) -> anyhow::Result<()> {
             StepLosses::new().with("ce", 1.0, segmentation_cross_entropy(&out.logits, labels));
         if let Some(loader) = target_loader.as_mut() {
             let t = loader.batch_for(it)?.to_device(device);
-            let size = t.images.size();
             let out_t = net.forward_t(&t.images, true);
-            let ent =
-                charbonnier_entropy(&out_t.logits, size[2], size[3], p.eta, p.charbonnier_eps);
+            let ent = p.entropy(&out_t.logits, &t.images);
             losses.push(
                 "ent",
                 if it >= p.ent_start { p.lambda_ent } else { 0.0 },

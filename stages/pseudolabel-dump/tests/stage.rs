@@ -26,7 +26,7 @@ fn random_model(dir: &Path, seed: i64) {
     ModelInfo {
         backbone: cfg.backbone,
         num_classes: cfg.num_classes,
-        freeze_bn: cfg.freeze_bn,
+        batch_norm: cfg.batch_norm,
         normalization: net.input_normalization(),
         grayscale: seed % 2 == 1,
         weights: "model.safetensors".into(),
