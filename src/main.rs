@@ -174,6 +174,23 @@ struct ReportArgs {
     /// --html/--plots: only this row's confusion matrix (default: every row's).
     #[arg(long, value_name = "ROW")]
     confusion: Option<String>,
+    /// Add the paper's published rows (its Tables 1-3), marked with their source and never part
+    /// of means or deltas. Alone: the rows of the backbones of the runs reported (the evaluated
+    /// model.json's `backbone`); `--published=all` every row; `--published=BACKBONE` one network.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHICH",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "matching",
+        conflicts_with_all = ["raw", "html", "plots"]
+    )]
+    published: Option<PublishedArg>,
+    /// `classes`: per-class IoU and mIoU (Table 1); `components`: check marks for the training
+    /// components CE / CL / λ_ent = 0 and mIoU (Table 3), from each model's training params.
+    #[arg(long, value_enum, default_value_t = Layout::Classes, conflicts_with_all = ["raw", "html", "plots"])]
+    layout: Layout,
 }
 
 impl ReportArgs {
@@ -188,6 +205,55 @@ impl ReportArgs {
                 .collect::<Result<_, _>>()?,
         })
     }
+}
+
+/// Which of the paper's rows `--published` adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PublishedArg {
+    /// The backbones of the runs being reported.
+    Matching,
+    /// Every row of Tables 1-3.
+    All,
+    #[value(name = "enet")]
+    Enet,
+    #[value(name = "fcn8s-vgg16")]
+    Fcn8sVgg16,
+    #[value(name = "deeplabv2-resnet101")]
+    Deeplabv2Resnet101,
+}
+
+impl PublishedArg {
+    /// The rows to add. `Matching` needs to know the runs' backbones; when none is recorded
+    /// (external predictions) nothing matches, and the note says how to get rows anyway.
+    fn filter(self, runs: &[uda_report::Run]) -> anyhow::Result<uda_report::PublishedFilter> {
+        use uda_report::PublishedFilter::{All, Backbones};
+        Ok(match self {
+            Self::All => All,
+            Self::Enet => Backbones(vec!["enet".into()]),
+            Self::Fcn8sVgg16 => Backbones(vec!["fcn8s-vgg16".into()]),
+            Self::Deeplabv2Resnet101 => Backbones(vec!["deeplabv2-resnet101".into()]),
+            Self::Matching => {
+                let mut found: Vec<String> = Vec::new();
+                for r in runs {
+                    if let Some(b) = uda_report::model_backbone(&r.dir)?
+                        && !found.contains(&b)
+                    {
+                        found.push(b);
+                    }
+                }
+                Backbones(found)
+            }
+        })
+    }
+}
+
+/// The table `report` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Layout {
+    /// Per-class IoU and mIoU, one row per run (the paper's Table 1).
+    Classes,
+    /// CE / CL / λ_ent = 0 check marks and mIoU (the paper's Table 3).
+    Components,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -389,6 +455,8 @@ fn report(a: ReportArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         }
     }
     let table_wanted = a.format.is_some()
+        || a.published.is_some()
+        || a.layout != Layout::Classes
         || a.baseline.is_some()
         || !a.filters.is_empty()
         || a.per_seed
@@ -401,24 +469,94 @@ fn report(a: ReportArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     }
     let runs: Vec<uda_report::Run> = targets
         .iter()
-        .map(|t| match &t.instance {
-            Some(i) => uda_report::Run::new(&i.id, dir_of(t)).with_stage(&i.stage, i.vars.clone()),
-            None => uda_report::Run::from_dir(dir_of(t)),
+        .map(|t| {
+            let run = match &t.instance {
+                Some(i) => {
+                    uda_report::Run::new(&i.id, dir_of(t)).with_stage(&i.stage, i.vars.clone())
+                }
+                None => uda_report::Run::from_dir(dir_of(t)),
+            };
+            let training = (a.layout == Layout::Components)
+                .then(|| training_of(&run.dir))
+                .flatten();
+            run.with_training(training)
         })
         .collect();
-    let table = uda_report::IouTable::build(&runs, &a.table_options()?)?;
+    let options = a.table_options()?;
+    let table = uda_report::IouTable::build(&runs, &options)?;
     let format = match a.format.unwrap_or(ReportFormat::Table) {
         ReportFormat::Table => uda_report::Format::Table,
         ReportFormat::Csv => uda_report::Format::Csv,
         ReportFormat::Json => uda_report::Format::Json,
         ReportFormat::Markdown => uda_report::Format::Markdown,
     };
-    write!(
-        out,
-        "{}",
-        uda_report::render(&table, format, a.baseline.as_deref())?
-    )?;
+    let published = match a.published {
+        Some(which) => {
+            let rows = uda_report::select_published(&which.filter(&runs)?)?;
+            let shown = match a.layout {
+                Layout::Classes => rows.len(),
+                Layout::Components => rows.iter().filter(|r| r.components.is_some()).count(),
+            };
+            if shown == 0 {
+                eprintln!("{}", no_published_note(which, a.layout));
+            }
+            rows
+        }
+        None => Vec::new(),
+    };
+    let text = match a.layout {
+        Layout::Classes => {
+            uda_report::render_with(&table, format, a.baseline.as_deref(), &published)?
+        }
+        Layout::Components => {
+            if let Some(b) = &a.baseline {
+                table.row(b)?;
+            }
+            let rows = uda_report::component_rows(&table, &runs, options.aggregate_seeds);
+            uda_report::render_components(&rows, &published, format)
+        }
+    };
+    write!(out, "{text}")?;
     Ok(())
+}
+
+/// Why `--published` added nothing, and what would.
+fn no_published_note(which: PublishedArg, layout: Layout) -> String {
+    match (which, layout) {
+        (PublishedArg::Matching, Layout::Classes) => "note: --published: the paper has no rows \
+            for the backbones of these runs (none recorded: external predictions?); \
+            --published=all adds every row"
+            .into(),
+        (_, Layout::Components) => "note: --published: the paper's component ablation (Table 3) \
+            is DeepLab-ResNet-101 only; --published=all (or =deeplabv2-resnet101) adds its rows"
+            .into(),
+        (_, Layout::Classes) => "note: --published: the paper has no rows for that backbone".into(),
+    }
+}
+
+/// How the model an evaluate output scored was trained: the evaluate entry's `model` input is
+/// the training stage's entry, whose `entry.json` holds its kind and complete params. `None`
+/// for folders outside the cache and for models that did not come from a training stage.
+fn training_of(dir: &std::path::Path) -> Option<uda_report::Training> {
+    use uda_runner::cache::{Cache, InputRecord};
+    // `<cache>/entries/<key>/out`: only then is the folder a cache entry's output.
+    let out = dir.canonicalize().ok()?;
+    let entry = out
+        .parent()
+        .filter(|_| out.file_name() == Some("out".as_ref()))?;
+    let entries = entry
+        .parent()
+        .filter(|e| e.file_name() == Some("entries".as_ref()))?;
+    let cache = Cache::open(entries.parent()?).ok()?;
+    let eval = cache.read_entry(entry.file_name()?.to_str()?)?;
+    let InputRecord::Stage { key, .. } = eval.inputs.get("model")? else {
+        return None;
+    };
+    let model = cache.read_entry(key)?;
+    Some(uda_report::Training {
+        kind: model.kind,
+        params: model.params,
+    })
 }
 
 /// Stages start through this very binary (`uda-pipe __stage-exec`) so their peak memory is exact.
