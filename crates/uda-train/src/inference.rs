@@ -1,6 +1,6 @@
-//! Running a trained checkpoint: what `evaluate` (scores) and `pseudolabel-dump` (softmax
-//! ensembles) do with a training stage's output, in one place so both feed a model the same way
-//! and fail the same way.
+//! Running a trained checkpoint: what `evaluate` (scores) and `pseudolabel-dump` (pseudo-labels)
+//! do with a training stage's output, in one place so both feed a model the same way and fail the
+//! same way. Several checkpoints averaged (FDA's ensemble) are [`crate::ensemble`].
 //!
 //! A checkpoint folder holds `model.json` ([`ModelInfo`]) and the weights it names, loaded
 //! strictly; the model must predict the 19 Cityscapes train ids. Images are fed as the model was

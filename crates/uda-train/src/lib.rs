@@ -36,6 +36,7 @@
 pub mod augment;
 pub mod checkpoint;
 pub mod contrastive;
+pub mod ensemble;
 mod error;
 pub mod inference;
 pub mod loader;

@@ -9,10 +9,11 @@
 //! `labels.zarr` is used when it has one, e.g. `t2s` of a target set preprocessed with labels).
 //!
 //! Per image: every model's softmax at its output resolution (each model fed the way it was
-//! trained: normalisation, grayscale), averaged with equal weights, resized bilinearly with
-//! aligned corners to the image size (FDA's `getSudoLabel_multi.py` order), arg-max and max →
-//! prediction and confidence. Then FDA's per-class thresholds ([`thresholds`]) turn predictions
-//! below their class's threshold into 255.
+//! trained: normalisation, grayscale), resized bilinearly with aligned corners to the image size
+//! and averaged with equal weights (`uda_train::ensemble`, shared with `evaluate`; FDA's
+//! `getSudoLabel_multi.py` averages before resizing, which is the same up to float rounding),
+//! arg-max and max → prediction and confidence. Then FDA's per-class thresholds ([`thresholds`])
+//! turn predictions below their class's threshold into 255.
 //!
 //! Outputs:
 //!
@@ -27,14 +28,13 @@
 //! metrics.json        kept fraction, mIoU of raw and kept pseudo-labels, models used
 //! ```
 
-mod infer;
 mod report;
 pub mod thresholds;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use uda_data::ImageSet;
 use uda_data::classes::NUM_CLASSES;
 use uda_data::imageset::MANIFEST;
@@ -42,10 +42,11 @@ use uda_data::zarr::{ArrayLayout, ImageArray, ImageArrayWriter};
 use uda_metrics::ConfusionMatrix;
 use uda_metrics::panel::{Raster, write_qualitative_panel};
 use uda_stage::{InputSpec, OutputSpec, ParamProblem, ParamProblems, Stage, StageContext};
-use uda_train::model_info::MODEL_JSON;
+use uda_train::ensemble::ModelInput;
 
-pub use infer::Ensemble;
 pub use thresholds::{ClassHistograms, Thresholds};
+/// The softmax ensemble the stage runs (one member is plain inference).
+pub use uda_train::ensemble::Ensemble;
 
 pub const PSEUDO_LABELS: &str = "pseudo_labels.zarr";
 pub const CONFIDENCE: &str = "confidence.zarr";
@@ -161,27 +162,6 @@ impl Stage for PseudolabelDump {
     }
 }
 
-/// The checkpoint folders an input `model` names: itself when it holds `model.json`, else its
-/// sub-folders (or links) that do, in name order.
-pub fn model_dirs(input: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    if input.join(MODEL_JSON).is_file() {
-        return Ok(vec![input.to_path_buf()]);
-    }
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(input)
-        .with_context(|| format!("reading input 'model' folder {}", input.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join(MODEL_JSON).is_file())
-        .collect();
-    dirs.sort();
-    anyhow::ensure!(
-        !dirs.is_empty(),
-        "input 'model' {} holds no {MODEL_JSON}, nor do its sub-folders; pass the output folder of pretrain / contrastive-train (or a folder of them)",
-        input.display()
-    );
-    Ok(dirs)
-}
-
 /// The images to label and, when available, their ground truth.
 #[derive(Debug)]
 struct Inputs {
@@ -241,7 +221,10 @@ fn run(ctx: &StageContext, p: &PseudolabelParams) -> anyhow::Result<()> {
     uda_train::set_threads(p.threads);
     let device = uda_models::device_from_spec(&p.device)
         .with_context(|| format!("param device '{}'", p.device))?;
-    let dirs = model_dirs(ctx.input("model")?)?;
+    let dirs = ModelInput::find(ctx.input("model")?)
+        .context("input 'model'")?
+        .dirs()
+        .to_vec();
     let inputs = open_inputs(ctx.input("data")?, ctx.optional_input("labels"))?;
     let ensemble = Ensemble::load(&dirs, device)?;
     eprintln!(
@@ -274,10 +257,10 @@ fn run(ctx: &StageContext, p: &PseudolabelParams) -> anyhow::Result<()> {
             let count = p.batch_size.min(range.end - start);
             let rgb = images.read_range(start, count)?;
             let (bp, bc) = ensemble
-                .predict(&rgb, count, h, w)
+                .classes_and_confidence(&rgb, count, h, w)
                 .with_context(|| format!("predicting images {start}..{}", start + count))?;
             pred.extend_from_slice(&bp);
-            conf.extend_from_slice(&bc);
+            conf.extend(bc.into_iter().map(thresholds::quantize));
             progress.inc(count as u64);
         }
         hist.add(&pred, &conf);
