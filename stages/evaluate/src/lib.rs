@@ -8,6 +8,13 @@
 //!   evaluation scripts) to the label size and arg-maxed. Labels are `data`'s `labels.zarr`, or
 //!   those of the `labels` ImageSet when given (e.g. Cityscapes val preprocessed at full
 //!   1024×2048 resolution while the model sees 512×1024 images).
+//!
+//!   `model` may also be a folder of checkpoint folders (a pipeline's `{all: stage}`, one per
+//!   sweep instance): then the score is that of FDA's ensemble ("MBT", `evaluation_multi.py`),
+//!   the arg-max of the members' mean softmax, each member fed as it was trained and resized as
+//!   `upsample` says (`softmax` is FDA's order). The members must agree on their classes. One
+//!   member scores exactly as that checkpoint alone. `summary.parquet`'s `model_meta` and
+//!   `metrics.json` (`members`, `models`) name the members.
 //! * **external**: `--input pred_dir=DIR --input gt_root=CITYSCAPES_ROOT -p split=val
 //!   -p pred_ids=train|label`, or the same as `--pred-dir DIR --gt-root DIR --split val
 //!   --pred-ids train`. Prediction PNGs are matched to `gtFine` maps by `{city}_{seq}_{frame}`
@@ -15,7 +22,7 @@
 //!
 //! Both write the same outputs: `per_class.parquet`, `summary.parquet`, `per_image.parquet`,
 //! `confusion.parquet` (schemas in `uda_metrics::report`), `metrics.json` (miou, miou16,
-//! miou13, pixel_accuracy as fractions, images) and `panels/` (image | ground truth |
+//! miou13, pixel_accuracy as fractions, images, mode; an ensemble's members) and `panels/` (image | ground truth |
 //! prediction PNGs for the first `panels` images).
 
 mod cli;
@@ -46,7 +53,8 @@ pub struct EvaluateParams {
     pub batch_size: usize,
     /// Model mode: what is upsampled to label size before the arg-max: `logits` (ADVENT's
     /// single-model evaluation) or `softmax` probabilities (FDA's ensemble script). The two can
-    /// differ on a few boundary pixels.
+    /// differ on a few boundary pixels. An ensemble averages probabilities either way (with
+    /// `logits`, each member's softmax is taken after upsampling).
     pub upsample: Upsample,
     /// External mode: the Cityscapes split under `gt_root/gtFine/`.
     pub split: String,
@@ -78,8 +86,8 @@ pub struct Evaluate;
 
 impl Stage for Evaluate {
     const KIND: &'static str = "evaluate";
-    const DOC: &'static str = "Score a checkpoint on a labelled ImageSet (inputs model, data[, labels]) or prediction PNGs against \
-        Cityscapes ground truth (inputs pred_dir, gt_root; also as --pred-dir DIR --gt-root DIR --split S --pred-ids train|label): \
+    const DOC: &'static str = "Score a checkpoint, or the softmax average of a folder of them ({all: stage}, FDA's ensemble), on a \
+        labelled ImageSet (inputs model, data[, labels]) or prediction PNGs against Cityscapes ground truth (inputs pred_dir, gt_root; also as --pred-dir DIR --gt-root DIR --split S --pred-ids train|label): \
         per-class IoU, mIoU, Parquet reports, panels";
     type Params = EvaluateParams;
 
@@ -87,7 +95,7 @@ impl Stage for Evaluate {
         vec![
             InputSpec::optional(
                 "model",
-                "model mode: checkpoint folder (model.json + model.safetensors)",
+                "model mode: checkpoint folder (model.json + model.safetensors), or a folder of them ({all: stage}) scored as their softmax average",
             ),
             InputSpec::optional(
                 "data",
@@ -143,9 +151,9 @@ impl Stage for Evaluate {
             .into_iter()
             .filter(|n| ctx.optional_input(n).is_some())
             .collect::<Vec<_>>();
-        let report = match (model_inputs.is_empty(), external_inputs.is_empty()) {
+        let (report, extra_metrics) = match (model_inputs.is_empty(), external_inputs.is_empty()) {
             (false, true) => model_mode::run(ctx, params)?,
-            (true, false) => external_mode::run(ctx, params)?,
+            (true, false) => (external_mode::run(ctx, params)?, BTreeMap::new()),
             (false, false) => anyhow::bail!(
                 "inputs {} (model mode) and {} (external mode) were both given; evaluate either a checkpoint \
                  (model + data) or a prediction folder (pred_dir + gt_root)",
@@ -158,7 +166,9 @@ impl Stage for Evaluate {
             ),
         };
         report.write(ctx.out_dir())?;
-        ctx.write_metrics(&metrics(&report))?;
+        let mut metrics = metrics(&report);
+        metrics.extend(extra_metrics);
+        ctx.write_metrics(&metrics)?;
         eprint!("{}", summary_text(&report));
         Ok(())
     }

@@ -3,11 +3,13 @@
 use crate::model::{Predictor, TchPredictor};
 use crate::{EvaluateParams, PANELS, params_json};
 use anyhow::Context;
+use std::collections::BTreeMap;
 use std::path::Path;
 use uda_data::{ImageArray, ImageSet};
 use uda_metrics::panel::{Raster, write_qualitative_panel};
 use uda_metrics::{ConfusionMatrix, ImageResult, Provenance, Report};
 use uda_stage::StageContext;
+use uda_train::ensemble::ModelInput;
 
 /// The images to predict on and the labels to score against (already checked to pair up).
 #[derive(Debug)]
@@ -136,24 +138,40 @@ pub fn score_imageset(
     Ok(results)
 }
 
-pub(crate) fn run(ctx: &StageContext, params: &EvaluateParams) -> anyhow::Result<Report> {
+/// Scores the model (one checkpoint or an ensemble, see [`crate::model`]) on `data`; also
+/// returns the ensemble's entries for `metrics.json` (none for one checkpoint).
+pub(crate) fn run(
+    ctx: &StageContext,
+    params: &EvaluateParams,
+) -> anyhow::Result<(Report, BTreeMap<String, serde_json::Value>)> {
     let (Some(model_dir), Some(data_dir)) =
         (ctx.optional_input("model"), ctx.optional_input("data"))
     else {
         anyhow::bail!(
-            "model mode needs both --input model=CHECKPOINT_FOLDER and --input data=IMAGESET"
+            "model mode needs both --input model=CHECKPOINT_FOLDER (or a folder of them) and --input data=IMAGESET"
         );
     };
     let set = ModelEvalSet::open(data_dir, ctx.optional_input("labels"))?;
     let device = uda_models::device_from_spec(&params.device).context("param device")?;
-    let mut predictor = TchPredictor::load(model_dir, device, params.upsample)?;
-    let model_meta = predictor.checkpoint().model_json().to_string();
+    let mut predictor =
+        TchPredictor::load(model_dir, device, params.upsample).context("input 'model'")?;
+    if let ModelInput::Members { dirs, .. } = predictor.input() {
+        eprintln!(
+            "evaluate: the softmax average of {} checkpoints: {}",
+            dirs.len(),
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let model_meta = predictor.model_meta();
     let progress = ctx.progress("predict", set.data.len() as u64);
     let images = score_imageset(&mut predictor, &set, params, &ctx.out_path(PANELS), &|n| {
         progress.inc(n)
     })?;
     progress.finish();
-    Ok(Report::new(
+    let report = Report::new(
         images,
         Provenance {
             stage: ctx.kind().to_string(),
@@ -163,5 +181,6 @@ pub(crate) fn run(ctx: &StageContext, params: &EvaluateParams) -> anyhow::Result
             model_meta: Some(model_meta),
             params: params_json(params),
         },
-    ))
+    );
+    Ok((report, predictor.ensemble_metrics()))
 }

@@ -1,169 +1,21 @@
 //! Model mode: a tiny random ENet checkpoint scored on small ImageSets, checked against
 //! predictions computed here image by image; and the scoring loop with fake predictors.
 
-use arrow::array::{ArrayRef, Float64Array, StringArray, UInt8Array, UInt32Array, UInt64Array};
-use arrow::datatypes::{DataType, Field, Schema};
-use arrow::record_batch::RecordBatch;
+mod common;
+
+use arrow::array::{Float64Array, StringArray, UInt8Array, UInt64Array};
+use common::{N, checkpoint, imageset, label, model_info, reference_prediction, run_stage};
 use evaluate::{EvaluateParams, ModelEvalSet, Predictor, score_imageset};
-use std::path::Path;
-use std::process::Command;
-use std::sync::Arc;
-use uda_data::imageset::{IMAGES, LABELS, MANIFEST};
-use uda_data::table::{column, read_parquet, write_parquet};
-use uda_data::zarr::{ArrayLayout, ImageArrayWriter};
+use uda_data::table::{column, read_parquet};
 use uda_metrics::ConfusionMatrix;
 use uda_metrics::report::{CONFUSION, PER_IMAGE, SUMMARY};
-use uda_models::tch::{self, Device, Kind, Tensor, nn::VarStore};
-use uda_models::{Backbone, Normalization, SegNet};
-use uda_train::ModelInfo;
-use uda_train::augment::luma_pil;
-
-const N: usize = 3;
-
-fn image(i: usize, h: usize, w: usize) -> Vec<u8> {
-    (0..h * w * 3)
-        .map(|p| ((p * (7 + i) + (p / (3 * w)) * 13) % 256) as u8)
-        .collect()
-}
-
-fn label(i: usize, h: usize, w: usize) -> Vec<u8> {
-    (0..h * w)
-        .map(|p| {
-            if p % 13 == 0 {
-                255
-            } else {
-                ((p % w) * 19 / w + i) as u8 % 19
-            }
-        })
-        .collect()
-}
-
-/// An ImageSet of `N` images at (h, w), with labels (at the same size) and a manifest of `names`.
-fn imageset(dir: &Path, h: usize, w: usize, labels: bool, names: &[&str]) {
-    std::fs::create_dir_all(dir).unwrap();
-    let layout = ArrayLayout {
-        len: N,
-        height: h,
-        width: w,
-        channels: 3,
-        images_per_shard: 2,
-    };
-    let images = ImageArrayWriter::create(&dir.join(IMAGES), layout).unwrap();
-    let lab = labels.then(|| {
-        ImageArrayWriter::create(
-            &dir.join(LABELS),
-            ArrayLayout {
-                channels: 1,
-                ..layout
-            },
-        )
-        .unwrap()
-    });
-    for shard in 0..images.shard_count() {
-        let range = images.shard_range(shard);
-        images
-            .write_shard(
-                shard,
-                &range
-                    .clone()
-                    .flat_map(|i| image(i, h, w))
-                    .collect::<Vec<_>>(),
-            )
-            .unwrap();
-        if let Some(l) = &lab {
-            l.write_shard(
-                shard,
-                &range.flat_map(|i| label(i, h, w)).collect::<Vec<_>>(),
-            )
-            .unwrap();
-        }
-    }
-    images.finish().unwrap();
-    lab.map(|l| l.finish().unwrap());
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("index", DataType::UInt32, false),
-        Field::new("name", DataType::Utf8, false),
-    ]));
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(UInt32Array::from_iter_values(0..N as u32)),
-        Arc::new(StringArray::from_iter_values(names)),
-    ];
-    write_parquet(
-        &dir.join(MANIFEST),
-        &RecordBatch::try_new(schema, cols).unwrap(),
-    )
-    .unwrap();
-}
-
-fn model_info(backbone: Backbone, grayscale: bool) -> ModelInfo {
-    ModelInfo {
-        backbone,
-        num_classes: 19,
-        batch_norm: uda_models::BatchNormMode::Train,
-        normalization: Normalization::UNIT_RGB,
-        grayscale,
-        weights: "model.safetensors".into(),
-        produced_by: "pretrain".into(),
-        iterations: 0,
-    }
-}
-
-/// A random ENet checkpoint folder as `pretrain` writes it.
-fn checkpoint(dir: &Path, grayscale: bool) -> (VarStore, SegNet) {
-    std::fs::create_dir_all(dir).unwrap();
-    tch::manual_seed(3);
-    let vs = VarStore::new(Device::Cpu);
-    let info = model_info(Backbone::Enet, grayscale);
-    let net = SegNet::new(&vs.root(), &info.model_config());
-    uda_models::save_safetensors(&vs, &info.weights_path(dir)).unwrap();
-    info.write(dir).unwrap();
-    (vs, net)
-}
-
-/// The reference prediction: one image at a time (PIL luma when `grayscale`), logits upsampled
-/// with `align_corners`.
-fn reference_prediction(
-    net: &SegNet,
-    i: usize,
-    size: (usize, usize),
-    out: (usize, usize),
-    align_corners: bool,
-    grayscale: bool,
-) -> Vec<u8> {
-    tch::set_num_threads(1);
-    let mut rgb = image(i, size.0, size.1);
-    if grayscale {
-        rgb = rgb
-            .chunks(3)
-            .flat_map(|p| [luma_pil(p[0], p[1], p[2]); 3])
-            .collect();
-    }
-    let x = Tensor::from_slice(&rgb).view([1, size.0 as i64, size.1 as i64, 3]);
-    let logits = tch::no_grad(|| {
-        net.forward_t(&Normalization::UNIT_RGB.apply_nhwc_u8(&x), false)
-            .logits
-    });
-    let up = logits.upsample_bilinear2d([out.0 as i64, out.1 as i64], align_corners, None, None);
-    Vec::<u8>::try_from(&up.argmax(1, false).to_kind(Kind::Uint8).view([-1])).unwrap()
-}
-
-fn run_stage(args: &[&str]) -> std::process::Output {
-    // One thread here and in the in-process reference: the predictions are compared exactly, and
-    // a random net has near-ties that another summation order (another thread split) can flip.
-    let o = Command::new(env!("CARGO_BIN_EXE_evaluate"))
-        .args(args)
-        .env("UDA_PROGRESS", "off")
-        .env("UDA_THREADS", "1")
-        .output()
-        .unwrap();
-    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
-    o
-}
+use uda_models::Backbone;
 
 #[test]
 fn random_enet_checkpoint_scores_as_its_predictions() {
     let d = tempfile::tempdir().unwrap();
-    let nets = [false, true].map(|gray| checkpoint(&d.path().join(format!("ckpt-{gray}")), gray));
+    let nets =
+        [false, true].map(|gray| checkpoint(&d.path().join(format!("ckpt-{gray}")), 3, gray));
     let names = ["a", "b", "c"];
     // Images at 16x32; labels at the same size in `data`, and at 2x in a separate set.
     imageset(&d.path().join("data"), 16, 32, true, &names);
@@ -280,7 +132,7 @@ fn random_enet_checkpoint_scores_as_its_predictions() {
 fn model_mode_errors_name_the_problem() {
     let d = tempfile::tempdir().unwrap();
     let ckpt = d.path().join("ckpt");
-    checkpoint(&ckpt, false);
+    checkpoint(&ckpt, 3, false);
     imageset(&d.path().join("nolabels"), 16, 32, false, &["a", "b", "c"]);
     imageset(&d.path().join("other"), 16, 32, true, &["a", "x", "c"]);
     let out = d.path().join("out");
