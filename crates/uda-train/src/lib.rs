@@ -50,6 +50,7 @@ pub mod sampler;
 pub mod schedule;
 pub mod session;
 pub mod source;
+pub mod step;
 pub mod trainer;
 
 pub use error::TrainError;

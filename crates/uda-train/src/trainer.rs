@@ -60,11 +60,21 @@ impl StepLosses {
         self.terms.push((name.to_string(), weight, value));
     }
 
+    /// The unweighted value of term `name`, if there is one.
+    pub fn value(&self, name: &str) -> Option<f64> {
+        self.terms
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, v)| v.double_value(&[]))
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.terms.iter().map(|(n, _, _)| n.clone()).collect()
     }
 
-    fn total(&self) -> Option<Tensor> {
+    /// `Σ weight · value` over the terms with a non-zero weight (what the trainer
+    /// back-propagates); `None` when every weight is 0.
+    pub fn total(&self) -> Option<Tensor> {
         self.terms
             .iter()
             .filter(|(_, w, _)| *w != 0.0)

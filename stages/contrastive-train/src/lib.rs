@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! L = λ_ce · CE(s→t images, source labels) + λ_cl · L_contrastive(I_t, I_t→s; labels) + λ_ent · entropy(I_t)
+//!     [+ λ_pl · CE(I_t, labels)]
 //! ```
 //!
 //! where the contrastive term ([`uda_train::contrastive`], eq. 4) takes anchors in a target
@@ -9,7 +10,9 @@
 //! unit features of a projection head over the backbone's penultimate features (labels resized
 //! to that grid by nearest neighbour). The head is trained with the network and left out of the
 //! saved model. Each weight is a param, so Table 3's rows (CE only, CE + CL, CE + CL + entropy)
-//! are param changes; `labels: ground_truth` is the "CL using GT" upper bound.
+//! are param changes; `labels: ground_truth` is the "CL using GT" upper bound. `lambda_pl` adds
+//! FDA's self-training term (CE on the pseudo-labelled target, `SStrain.py`); with `lambda_cl: 0`
+//! the stage is FDA-MBT's self-training round and needs no `target_ts`.
 //!
 //! Inputs: `source` (ImageSet with labels: the source in target style, `fda/s2t`), `target`
 //! (ImageSet of target images), `target_ts` (ImageSet of the same images in source style,
@@ -21,7 +24,7 @@
 //! same images in the same order (manifests compared).
 //!
 //! Outputs: as `pretrain` (`model.safetensors`, `model.json`, `train_log.parquet` with the
-//! weighted terms `ce`, `cl`, `ent`, `preview.png`, `metrics.json`).
+//! weighted terms `ce`, `cl`, `ent` and, with `lambda_pl`, `pl`; `preview.png`, `metrics.json`).
 
 pub mod params;
 mod source;
@@ -66,9 +69,9 @@ impl Stage for ContrastiveTrain {
                 "target",
                 "ImageSet of the target images (anchors; entropy term)",
             ),
-            InputSpec::required(
+            InputSpec::optional(
                 "target_ts",
-                "ImageSet of the same target images in source style (fda t2s; keys)",
+                "ImageSet of the same target images in source style (fda t2s; keys); needed when lambda_cl > 0",
             ),
             InputSpec::optional(
                 "pseudo",
@@ -98,7 +101,14 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
 
     let source_dir = ctx.input("source")?;
     let target_dir = ctx.input("target")?;
-    let ts_dir = ctx.input("target_ts")?;
+    let use_cl = c.lambda_cl > 0.0;
+    let ts_dir = if use_cl {
+        Some(ctx.optional_input("target_ts").context(
+            "input 'target_ts' (the target in source style, fda t2s) is required when lambda_cl > 0; pass --input target_ts=DIR or set lambda_cl=0",
+        )?)
+    } else {
+        None
+    };
     let source: Arc<dyn SampleSource> = Arc::new(ImageSetSource::open(source_dir, true)?);
     let (target, pseudo_dir): (Arc<dyn SampleSource>, Option<&Path>) = match c.labels {
         LabelSource::Pseudo => {
@@ -114,7 +124,10 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
             None,
         ),
     };
-    let translated = source::open_translation(target_dir, ts_dir)?;
+    let translated = match ts_dir {
+        Some(dir) => Some(source::open_translation(target_dir, dir)?),
+        None => None,
+    };
 
     let init = ctx.optional_input("init");
     let session = Session::start(kind, p, init)?;
@@ -123,11 +136,8 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
         session.net().feature_dim(),
         c.proj_dim,
     );
-    let mut inputs: Vec<(&str, &Path)> = vec![
-        ("source", source_dir),
-        ("target", target_dir),
-        ("target_ts", ts_dir),
-    ];
+    let mut inputs: Vec<(&str, &Path)> = vec![("source", source_dir), ("target", target_dir)];
+    inputs.extend(ts_dir.map(|d| ("target_ts", d)));
     inputs.extend(pseudo_dir.map(|d| ("pseudo", d)));
     inputs.extend(init.map(|d| ("init", d)));
     // The fingerprint covers the recipe's result params and every contrastive option.
@@ -143,11 +153,10 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
     trainer.watch(source_loader.meter());
     // Same purpose → same RNG stream → same images and crops in both target loaders.
     let target_cfg = session.loader_config(p.target_crop, true, "target");
-    let use_cl = c.lambda_cl > 0.0;
     // CE only needs no target pass: it would only move the BatchNorm running statistics toward
     // the target (an AdaBN-like adaptation the CE-only ablation must not get unless `target_bn`
     // asks for exactly that), so no loader either.
-    let target_loss = use_cl || p.lambda_ent > 0.0;
+    let target_loss = use_cl || p.lambda_ent > 0.0 || c.lambda_pl > 0.0;
     let mut target_loader = if target_loss || c.target_bn {
         let l = Loader::new(Arc::clone(&target), target_cfg.clone(), start, p.iterations)?;
         trainer.watch(l.meter());
@@ -155,16 +164,17 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
     } else {
         None
     };
-    let mut ts_loader = if use_cl {
-        let cfg = uda_train::LoaderConfig {
-            labels: false,
-            ..target_cfg
-        };
-        let l = Loader::new(Arc::clone(&translated), cfg, start, p.iterations)?;
-        trainer.watch(l.meter());
-        Some(l)
-    } else {
-        None
+    let mut ts_loader = match &translated {
+        Some(translated) => {
+            let cfg = uda_train::LoaderConfig {
+                labels: false,
+                ..target_cfg
+            };
+            let l = Loader::new(Arc::clone(translated), cfg, start, p.iterations)?;
+            trainer.watch(l.meter());
+            Some(l)
+        }
+        None => None,
     };
     let cl_cfg = ContrastiveConfig {
         temperature: c.temperature,
@@ -221,6 +231,11 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
             steps_with_anchors += u64::from(stats.images > 0);
             let weight = if it >= c.cl_start { c.lambda_cl } else { 0.0 };
             losses.push("cl", weight, cl.to_kind(Kind::Float));
+        }
+        if c.lambda_pl > 0.0 {
+            let labels = t.labels.as_ref().expect("target loader reads labels");
+            let pl = segmentation_cross_entropy(&out_t.logits, labels);
+            losses.push("pl", c.lambda_pl, pl);
         }
         if p.lambda_ent > 0.0 {
             let ent = p.entropy(&out_t.logits, &t.images);

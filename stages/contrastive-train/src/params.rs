@@ -28,6 +28,11 @@ pub struct ContrastiveOptions {
     pub lambda_ce: f64,
     /// Weight of the pixel contrastive loss (0 skips the translated view: the "CE only" row).
     pub lambda_cl: f64,
+    /// Weight of a cross-entropy on the target images against their labels (`labels`: the
+    /// pseudo-labels, 255 ignored): FDA's self-training (`SStrain.py`: CE on s→t + CE on the
+    /// pseudo-labelled target + λ_ent · entropy), the second round of FDA-MBT. 0: off (the paper's
+    /// method has no such term).
+    pub lambda_pl: f64,
     pub labels: LabelSource,
     /// Temperature τ of eq. 4 (ContrastiveSeg: 0.1).
     pub temperature: f64,
@@ -51,6 +56,7 @@ impl Default for ContrastiveOptions {
         Self {
             lambda_ce: 1.0,
             lambda_cl: 1.0,
+            lambda_pl: 0.0,
             labels: LabelSource::Pseudo,
             temperature: 0.1,
             proj_dim: 256,
@@ -66,7 +72,11 @@ impl ContrastiveOptions {
     /// Checks every value, naming each bad param.
     pub fn validate(&self) -> Result<(), Vec<ParamProblem>> {
         let mut problems = ParamProblems::new();
-        for (name, v) in [("lambda_ce", self.lambda_ce), ("lambda_cl", self.lambda_cl)] {
+        for (name, v) in [
+            ("lambda_ce", self.lambda_ce),
+            ("lambda_cl", self.lambda_cl),
+            ("lambda_pl", self.lambda_pl),
+        ] {
             problems.ensure(
                 v.is_finite() && v >= 0.0,
                 name,

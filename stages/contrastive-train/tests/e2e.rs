@@ -217,6 +217,51 @@ fn ablation_switches_change_the_terms() {
     assert!(log_columns(&out).iter().any(|c| c == "loss_cl"));
 }
 
+/// FDA-MBT's self-training round (`SStrain.py`): CE on s→t + CE on the pseudo-labelled target +
+/// entropy, with no contrastive term and so no translated view.
+#[test]
+fn self_training_adds_a_pseudo_label_term_and_needs_no_translation() {
+    let d = data();
+    let inputs = [
+        ("source", "s2t"),
+        ("target", "target"),
+        ("pseudo", "pseudo"),
+    ];
+    let st = d.root.join("self_train");
+    let common = ["iterations=2", "lambda_cl=0", "lambda_ent=0.005"];
+    ok(&run(
+        &d,
+        &st,
+        &inputs,
+        &[&common[..], &["lambda_pl=1"]].concat(),
+    ));
+    let cols = log_columns(&st);
+    for term in ["loss_ce", "loss_pl", "loss_ent"] {
+        assert!(cols.iter().any(|c| c == term), "{term} missing: {cols:?}");
+    }
+    assert!(!cols.iter().any(|c| c == "loss_cl"), "{cols:?}");
+    let batch = read_parquet(&st.join("train_log.parquet")).unwrap();
+    let pl = batch
+        .column(cols.iter().position(|c| c == "loss_pl").unwrap())
+        .as_any()
+        .downcast_ref::<arrow::array::Float64Array>()
+        .unwrap()
+        .clone();
+    assert!(
+        pl.iter().flatten().all(|v| v.is_finite() && v > 0.0),
+        "{pl:?}"
+    );
+    // The term is trained on: the same run without it ends with other weights.
+    let without = d.root.join("no_pl");
+    ok(&run(&d, &without, &inputs, &common));
+    let weights = |dir: &Path| std::fs::read(dir.join("model.safetensors")).unwrap();
+    assert!(weights(&st) != weights(&without));
+    // With the contrastive term, the translation is required and named.
+    let o = run(&d, &d.root.join("cl_no_ts"), &inputs, &["iterations=1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("target_ts"), "{err}");
+}
+
 #[test]
 fn missing_or_mismatched_inputs_are_named() {
     let d = data();
@@ -224,6 +269,7 @@ fn missing_or_mismatched_inputs_are_named() {
     type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
     let cases: Vec<Case> = vec![
         (ALL[..3].to_vec(), vec![], "input 'pseudo'"),
+        (ALL.to_vec(), vec!["lambda_pl=-1"], "lambda_pl"),
         (
             vec![
                 ("source", "s2t"),

@@ -21,10 +21,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use uda_stage::{InputSpec, OutputSpec, ParamProblem, Stage, StageContext};
-use uda_train::losses::segmentation_cross_entropy;
 use uda_train::session::{init_input, training_outputs};
 use uda_train::source::{ImageSetSource, SampleSource};
-use uda_train::{FinishOptions, Loader, Session, StepLosses, TrainRecipe};
+use uda_train::step::fda_step_losses;
+use uda_train::{FinishOptions, Loader, Session, TrainRecipe};
 
 /// The stage.
 #[derive(Debug)]
@@ -111,19 +111,17 @@ fn run(ctx: &StageContext, p: &TrainRecipe) -> anyhow::Result<()> {
     let summary = trainer.run(&progress, |it| {
         let batch = source_loader.batch_for(it)?.to_device(device);
         let labels = batch.labels.as_ref().expect("source loader reads labels");
-        let out = net.forward_t(&batch.images, true);
-        let mut losses =
-            StepLosses::new().with("ce", 1.0, segmentation_cross_entropy(&out.logits, labels));
-        if let Some(loader) = target_loader.as_mut() {
-            let t = loader.batch_for(it)?.to_device(device);
-            let out_t = net.forward_t(&t.images, true);
-            let ent = p.entropy(&out_t.logits, &t.images);
-            losses.push(
-                "ent",
-                if it >= p.ent_start { p.lambda_ent } else { 0.0 },
-                ent,
-            );
-        }
+        let target = match target_loader.as_mut() {
+            Some(loader) => Some(loader.batch_for(it)?.to_device(device)),
+            None => None,
+        };
+        let losses = fda_step_losses(
+            net,
+            p,
+            it,
+            (&batch.images, labels),
+            target.as_ref().map(|t| &t.images),
+        );
         Ok(losses)
     })?;
     progress.finish();
