@@ -129,11 +129,15 @@ fn python() -> PathBuf {
     uda_testing::venv_python()
 }
 
-/// `pipelines/gta5-cityscapes.yaml` itself (not a copy) at toy scale: generated data in the real
-/// GTA5 and Cityscapes layouts, torchvision-named ResNet-101 weights, the paper's DeepLabV2 with
-/// frozen BatchNorm, every stage run, scored at the full ground-truth resolution.
-#[test]
-fn real_data_recipe_runs_end_to_end_at_toy_scale() {
+/// A real-data recipe, the file itself (not a copy), run at toy scale: generated data in the
+/// real GTA5 and Cityscapes layouts, random torchvision-named weights from `weights_script`
+/// when the recipe needs ImageNet weights, every stage run; then a second run is all cached.
+struct ToyRecipe {
+    _dir: tempfile::TempDir,
+    latest: PathBuf,
+}
+
+fn run_recipe_at_toy_scale(file: &str, weights_script: Option<&str>) -> ToyRecipe {
     let exe = build_stages();
     let d = tempfile::tempdir().unwrap();
     let synth = d.path().join("synth");
@@ -146,63 +150,114 @@ fn real_data_recipe_runs_end_to_end_at_toy_scale() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let weights = d.path().join("resnet101.safetensors");
-    let o = Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/random_resnet101_weights.py"))
-        .arg(&weights)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/gta5-cityscapes.yaml");
+    let mut sets = vec![
+        format!("gta5_root={}", synth.join("gta5").display()),
+        format!("cityscapes_root={}", synth.join("cityscapes").display()),
+        "source_size=[48, 96]".into(),
+        "target_size=[32, 64]".into(),
+        "gt_size=[64, 128]".into(),
+        "crop=[64, 32]".into(),
+        "iterations=2".into(),
+        "device=cpu".into(),
+        "workers=1".into(),
+    ];
+    if let Some(script) = weights_script {
+        let weights = d.path().join("weights.safetensors");
+        let o = Command::new(python())
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("scripts")
+                    .join(script),
+            )
+            .arg(&weights)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        sets.push(format!("imagenet_weights={}", weights.display()));
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("pipelines")
+        .join(file);
     let cache = d.path().join("cache");
-    let run = |extra: &[&str]| {
+    let run = || {
         let mut c = Command::new(&exe);
-        c.arg("run").arg(&file).arg("--cache").arg(&cache);
-        let sets = [
-            format!("gta5_root={}", synth.join("gta5").display()),
-            format!("cityscapes_root={}", synth.join("cityscapes").display()),
-            format!("imagenet_weights={}", weights.display()),
-            "source_size=[48, 96]".into(),
-            "target_size=[32, 64]".into(),
-            "gt_size=[64, 128]".into(),
-            "crop=[64, 32]".into(),
-            "iterations=2".into(),
-            "device=cpu".into(),
-            "workers=1".into(),
-        ];
+        c.arg("run").arg(&path).arg("--cache").arg(&cache);
         for s in &sets {
             c.arg("--set").arg(s);
         }
-        let o = c.args(extra).output().unwrap();
+        let o = c.output().unwrap();
         let text =
             String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "uda-pipe run failed:\n{text}");
+        assert!(o.status.success(), "uda-pipe run {file} failed:\n{text}");
         text
     };
-    run(&[]);
-    let latest = cache.join("latest/gta5-cityscapes");
-    for eval in [
-        "eval_source_only",
-        "eval_fda_only",
-        "eval_pretrain",
-        "eval_ours",
-    ] {
+    let first = run();
+    assert_eq!(run_counts(&first)[2], 0, "{first}");
+    let again = run();
+    let [ran, cached, failed, _] = run_counts(&again);
+    assert_eq!((ran, failed), (0, 0), "{again}");
+    assert!(cached > 0, "{again}");
+    let stem = file.trim_end_matches(".yaml");
+    ToyRecipe {
+        latest: cache.join("latest").join(stem),
+        _dir: d,
+    }
+}
+
+fn model_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap()
+}
+
+fn assert_scored(latest: &Path, evals: &[&str]) {
+    for eval in evals {
         assert!(
             latest.join(eval).join("per_class.parquet").exists(),
             "{eval} missing"
         );
     }
+}
+
+/// FDA-MBT's ensemble evaluation averages the three self-trained models, one per β.
+fn assert_fda_mbt_ensemble(latest: &Path) {
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(latest.join("eval_fda_mbt/metrics.json")).unwrap(),
+    )
+    .unwrap();
+    let members = m["members"].as_array().expect("ensemble members recorded");
+    assert_eq!(members.len(), 3, "{m}");
+}
+
+/// `pipelines/gta5-cityscapes.yaml`: the paper's DeepLabV2 with FDA's BatchNorm semantics,
+/// initialised from a torchvision-named trunk, scored at the full ground-truth resolution; and
+/// the FDA-MBT rows.
+#[test]
+fn real_data_recipe_runs_end_to_end_at_toy_scale() {
+    let r = run_recipe_at_toy_scale("gta5-cityscapes.yaml", Some("random_resnet101_weights.py"));
+    let latest = &r.latest;
+    assert_scored(
+        latest,
+        &[
+            "eval_source_only",
+            "eval_fda_only",
+            "eval_pretrain",
+            "eval_ours",
+            "eval_fda_mbt",
+        ],
+    );
+    assert_fda_mbt_ensemble(latest);
     // The paper's model, initialised from the torchvision trunk and fed ImageNet-normalised input.
     for model in ["pretrain", "source_only", "ours"] {
-        let info: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(latest.join(model).join("model.json")).unwrap(),
-        )
-        .unwrap();
+        let info = model_json(&latest.join(model));
         assert_eq!(info["backbone"], "deeplabv2-resnet101", "{model}: {info}");
         assert_eq!(info["batch_norm"], "fda", "{model}: {info}");
         assert_eq!(info["normalization"]["bgr"], false, "{model}: {info}");
     }
+    // Self-training logged its pseudo-label term.
+    let log = uda_data::table::read_parquet(
+        &latest.join("fda_mbt_self_train[beta=0.05]/train_log.parquet"),
+    )
+    .unwrap();
+    assert!(log.schema().field_with_name("loss_pl").is_ok());
     // Scored against the full-resolution ground truth (2 images of 64×128), not at the 32×64
     // prediction size (at most 4,096 pixels).
     let path = latest.join("eval_ours/summary.parquet");
@@ -212,8 +267,45 @@ fn real_data_recipe_runs_end_to_end_at_toy_scale() {
             .unwrap()
             .value(0);
     assert!(valid > 2 * 32 * 64, "{valid} pixels scored");
-    let again = run(&[]);
-    let [ran, cached, failed, _] = run_counts(&again);
-    assert_eq!((ran, failed), (0, 0), "{again}");
-    assert!(cached > 0, "{again}");
+}
+
+/// `pipelines/gta5-cityscapes-vgg16.yaml`: FCN-8s from a torchvision-named VGG16.
+#[test]
+fn vgg16_recipe_runs_end_to_end_at_toy_scale() {
+    let r = run_recipe_at_toy_scale(
+        "gta5-cityscapes-vgg16.yaml",
+        Some("random_vgg16_weights.py"),
+    );
+    assert_scored(
+        &r.latest,
+        &[
+            "eval_source_only",
+            "eval_fda_only",
+            "eval_ours",
+            "eval_fda_mbt",
+        ],
+    );
+    assert_fda_mbt_ensemble(&r.latest);
+    let info = model_json(&r.latest.join("ours"));
+    assert_eq!(info["backbone"], "fcn8s-vgg16", "{info}");
+}
+
+/// `pipelines/gta5-cityscapes-enet.yaml`: Table 2's ENet rows, from scratch.
+#[test]
+fn enet_recipe_runs_end_to_end_at_toy_scale() {
+    let r = run_recipe_at_toy_scale("gta5-cityscapes-enet.yaml", None);
+    assert_scored(
+        &r.latest,
+        &[
+            "eval_source_only",
+            "eval_fda_no_ent",
+            "eval_fda[beta=0.01]",
+            "eval_fda[beta=0.09]",
+            "eval_ours",
+            "eval_cl_gt",
+            "eval_fda_mbt",
+        ],
+    );
+    assert_fda_mbt_ensemble(&r.latest);
+    assert_eq!(model_json(&r.latest.join("ours"))["batch_norm"], "train");
 }
