@@ -256,6 +256,25 @@ fn self_training_adds_a_pseudo_label_term_and_needs_no_translation() {
     ok(&run(&d, &without, &inputs, &common));
     let weights = |dir: &Path| std::fs::read(dir.join("model.safetensors")).unwrap();
     assert!(weights(&st) != weights(&without));
+    // A warm start from a trained model (SStrain.py restoring a β model): every model variable
+    // comes from the checkpoint (the projection head is added after loading).
+    let warm = d.root.join("warm");
+    let mut with_init = inputs.to_vec();
+    with_init.push(("init", "self_train"));
+    let o = run(
+        &d,
+        &warm,
+        &with_init,
+        &[&common[..], &["lambda_pl=1", "init_naming=native"]].concat(),
+    );
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let loaded = err
+        .lines()
+        .find(|l| l.contains("initialised") && l.contains("self_train"))
+        .unwrap_or_else(|| panic!("no init line in:\n{err}"));
+    assert!(loaded.contains("(0 left as initialised"), "{loaded}");
+    assert!(weights(&warm) != weights(&st));
     // With the contrastive term, the translation is required and named.
     let o = run(&d, &d.root.join("cl_no_ts"), &inputs, &["iterations=1"]);
     let err = String::from_utf8_lossy(&o.stderr);
