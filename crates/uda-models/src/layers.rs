@@ -1,6 +1,6 @@
 //! Minimal layers on raw tensors. tch's `nn` layers fix their variable names and cannot express
 //! what the reference networks need (non-square kernels with their own padding, transposed
-//! convolutions whose output size is given at call time, frozen BatchNorm), so the networks are
+//! convolutions whose output size is given at call time, BatchNorm in FDA's mode), so the networks are
 //! written on these instead; every variable name equals the PyTorch `state_dict` key.
 
 use crate::BatchNormMode;

@@ -240,8 +240,8 @@ enum Net {
 }
 
 /// A segmentation network on a tch `nn::Path`. Trainable trunk parameters are in optimiser
-/// group [`GROUP_BACKBONE`], the classifier head's in [`GROUP_HEAD`]; frozen BatchNorm
-/// parameters, running statistics and FCN's fixed bilinear upsampling kernels are variables
+/// group [`GROUP_BACKBONE`], the classifier head's in [`GROUP_HEAD`]; BatchNorm affine
+/// parameters outside [`BatchNormMode::Train`], running statistics and FCN's fixed bilinear upsampling kernels are variables
 /// (saved and loaded) but not trainable.
 #[derive(Debug)]
 pub struct SegNet {
