@@ -34,6 +34,7 @@ mod fcn8s;
 mod layers;
 mod naming;
 mod normalization;
+mod precision;
 mod resnet;
 mod vgg;
 mod weights;
@@ -41,6 +42,7 @@ mod weights;
 pub use device::{check_device_spec, cuda_runtime_loaded, device_from_spec};
 pub use error::{ModelError, ShapeMismatch, WeightMismatch};
 pub use normalization::Normalization;
+pub use precision::{Autocast, Precision, in_fp32, with_precision};
 pub use weights::{
     LoadReport, WeightNaming, load_safetensors, load_safetensors_under, save_safetensors,
     save_safetensors_where,

@@ -87,9 +87,12 @@ impl ProjectionHead {
     }
 
     /// `(B, in, h, w)` features → `(B, out, h, w)` unit vectors.
+    /// Unit fp32 features (the head's convolutions follow the forward pass's precision; the
+    /// normalisation and everything after it are fp32).
     pub fn forward(&self, features: &Tensor) -> Tensor {
         let z = self.out.forward(&self.hidden.forward(features).relu());
-        unit_normalize(&z)
+        let z = z.to_kind(Kind::Float);
+        uda_models::in_fp32(|| unit_normalize(&z))
     }
 }
 
@@ -122,6 +125,32 @@ pub fn labels_to_grid(labels: &Tensor, height: i64, width: i64) -> Tensor {
 /// `key_features` are `(B, d, h, w)` unit vectors, `anchor_labels` and `key_labels` `(B, h, w)`
 /// integer labels on the same grid (use [`labels_to_grid`]). `seed` drives the sampling.
 pub fn pixel_contrastive_loss(
+    anchor_features: &Tensor,
+    anchor_labels: &Tensor,
+    key_features: &Tensor,
+    key_labels: &Tensor,
+    cfg: &ContrastiveConfig,
+    seed: u64,
+) -> (Tensor, ContrastiveStats) {
+    // fp32 whatever the forward pass ran in: the similarities are divided by τ = 0.1 and
+    // exponentiated, which bf16's 8-bit mantissa would coarsen.
+    let (anchor_features, key_features) = (
+        anchor_features.to_kind(Kind::Float),
+        key_features.to_kind(Kind::Float),
+    );
+    uda_models::in_fp32(|| {
+        contrastive_fp32(
+            &anchor_features,
+            anchor_labels,
+            &key_features,
+            key_labels,
+            cfg,
+            seed,
+        )
+    })
+}
+
+fn contrastive_fp32(
     anchor_features: &Tensor,
     anchor_labels: &Tensor,
     key_features: &Tensor,

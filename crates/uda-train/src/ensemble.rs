@@ -155,6 +155,17 @@ impl Ensemble {
         Ok(Self { members })
     }
 
+    /// Every member's forward pass at `precision` (see [`Checkpoint::with_precision`]).
+    pub fn with_precision(self, precision: uda_models::Precision) -> Self {
+        Self {
+            members: self
+                .members
+                .into_iter()
+                .map(|m| m.with_precision(precision))
+                .collect(),
+        }
+    }
+
     /// The members, in the order they were given.
     pub fn members(&self) -> &[Checkpoint] {
         &self.members

@@ -13,8 +13,8 @@ use crate::model_info::{MODEL_JSON, ModelInfo};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use uda_data::classes::NUM_CLASSES;
-use uda_models::SegNet;
 use uda_models::tch::{self, Device, Kind, TchError, Tensor, nn::VarStore};
+use uda_models::{Precision, SegNet, with_precision};
 
 /// What is resized to the output size: the raw `logits` (ADVENT's single-model evaluation) or
 /// `softmax` probabilities (FDA's ensemble script). The two can differ on a few boundary pixels.
@@ -91,6 +91,8 @@ pub struct Checkpoint {
     dir: PathBuf,
     weights: PathBuf,
     device: Device,
+    /// The forward pass's arithmetic (scores are fp32 whatever it is).
+    precision: Precision,
 }
 
 impl Checkpoint {
@@ -112,7 +114,15 @@ impl Checkpoint {
             dir: dir.to_path_buf(),
             weights,
             device,
+            precision: Precision::Fp32,
         })
+    }
+
+    /// Runs the forward passes under autocast at `precision` (see [`uda_models::Precision`]);
+    /// the scores are computed in fp32 from the logits either way.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
     }
 
     pub fn net(&self) -> &SegNet {
@@ -155,7 +165,10 @@ impl Checkpoint {
         let [oh, ow] = out_size.map(|v| v as i64);
         tch::no_grad(|| -> Result<Tensor, TchError> {
             let x = self.info.input_tensor(images, count, h, w, self.device)?;
-            let logits = self.net.forward_t(&x, false).logits;
+            let logits = with_precision(self.device, self.precision, || {
+                self.net.forward_t(&x, false).logits
+            })
+            .f_to_kind(Kind::Float)?;
             let scores = match what {
                 Upsample::Logits => logits,
                 Upsample::Softmax => logits.f_softmax(1, Kind::Float)?,

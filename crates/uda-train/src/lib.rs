@@ -47,6 +47,7 @@ pub mod optim;
 mod preview;
 pub mod recipe;
 pub mod sampler;
+pub mod scaler;
 pub mod schedule;
 pub mod session;
 pub mod source;

@@ -6,6 +6,8 @@
 //!   upsampling, on the stride-8 `layer5` logits; [`EntropyAt::Logits`] does the same,
 //!   [`EntropyAt::Input`] upsamples to the input size first (for stride-1 networks the two are
 //!   the same map).
+//! * Precision: every term is computed in fp32 (logits cast up, autocast off inside), so a
+//!   bf16/fp16 forward pass changes the network's arithmetic, not the losses'.
 //! * Cross-entropy ignores label 255 and averages over the labelled pixels (PyTorch's
 //!   `F.cross_entropy(..., ignore_index=255)`), except that a batch without a single labelled pixel
 //!   gives 0 instead of PyTorch's NaN (a crop of pure void must not stop training).
@@ -48,6 +50,10 @@ pub fn upsample_to(logits: &Tensor, height: i64, width: i64) -> Tensor {
 /// Mean cross-entropy of `(B, C, h, w)` logits against `(B, H, W)` int64 labels, logits first
 /// resized to the label size; pixels labelled [`IGNORE_LABEL`] do not count.
 pub fn segmentation_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    uda_models::in_fp32(|| cross_entropy_fp32(&logits.to_kind(Kind::Float), labels))
+}
+
+fn cross_entropy_fp32(logits: &Tensor, labels: &Tensor) -> Tensor {
     let size = labels.size();
     let (h, w) = (size[size.len() - 2], size[size.len() - 1]);
     let up = upsample_to(logits, h, w);
@@ -68,6 +74,17 @@ pub fn normalized_entropy(logits: &Tensor) -> Tensor {
 /// FDA's robust (Charbonnier) entropy `mean((e² + ε²)^η)`, on the logits as they are
 /// ([`EntropyAt::Logits`]) or resized to the input's `(height, width)` ([`EntropyAt::Input`]).
 pub fn charbonnier_entropy(
+    logits: &Tensor,
+    at: EntropyAt,
+    [height, width]: [i64; 2],
+    eta: f64,
+    eps: f64,
+) -> Tensor {
+    let logits = logits.to_kind(Kind::Float);
+    uda_models::in_fp32(|| charbonnier_fp32(&logits, at, [height, width], eta, eps))
+}
+
+fn charbonnier_fp32(
     logits: &Tensor,
     at: EntropyAt,
     [height, width]: [i64; 2],
@@ -115,6 +132,29 @@ mod tests {
             .mean(Kind::Float);
         assert!(at_input.allclose(&want, 0.0, 0.0, false));
         assert!((at_input.double_value(&[]) - at_logits.double_value(&[])).abs() > 1e-6);
+    }
+
+    /// Reduced-precision logits (a bf16 forward pass) are scored in fp32, under autocast too:
+    /// the losses equal those of the same values upcast by hand.
+    #[test]
+    fn losses_of_bf16_logits_are_computed_in_fp32() {
+        let logits = (Tensor::randn([1, 19, 4, 5], (Kind::Float, Device::Cpu)) * 3.0)
+            .to_kind(Kind::BFloat16);
+        let labels = Tensor::randint(19, [1, 16, 20], (Kind::Int64, Device::Cpu));
+        let up = logits.to_kind(Kind::Float);
+        let (ce_ref, ent_ref) = (
+            segmentation_cross_entropy(&up, &labels),
+            charbonnier_entropy(&up, EntropyAt::Input, [16, 20], 2.0, 1e-3),
+        );
+        let (ce, ent) =
+            uda_models::with_precision(Device::Cpu, uda_models::Precision::Bf16, || {
+                (
+                    segmentation_cross_entropy(&logits, &labels),
+                    charbonnier_entropy(&logits, EntropyAt::Input, [16, 20], 2.0, 1e-3),
+                )
+            });
+        assert_eq!((ce.kind(), ent.kind()), (Kind::Float, Kind::Float));
+        assert!(ce.equal(&ce_ref) && ent.equal(&ent_ref), "{ce} {ent}");
     }
 
     #[test]

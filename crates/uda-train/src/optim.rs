@@ -176,6 +176,27 @@ impl Optimizer {
         }
     }
 
+    /// Divides every gradient by `scale` (fp16 loss scaling) and says whether all of them are
+    /// finite afterwards.
+    pub fn unscale_grads(&mut self, scale: f64) -> bool {
+        let mut finite = true;
+        uda_models::tch::no_grad(|| {
+            for p in &mut self.params {
+                let mut grad = p.tensor.grad();
+                if !grad.defined() {
+                    continue;
+                }
+                let _ = grad.g_mul_scalar_(1.0 / scale);
+                // An inf or NaN anywhere makes the sum non-finite.
+                finite &= grad
+                    .sum(uda_models::tch::Kind::Double)
+                    .double_value(&[])
+                    .is_finite();
+            }
+        });
+        finite
+    }
+
     /// Applies one update with base learning rate `lr` to every variable that has a gradient.
     pub fn step(&mut self, lr: f64) {
         let config = self.config;

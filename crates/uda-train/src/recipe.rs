@@ -10,7 +10,7 @@ use crate::optim::ParamListing;
 use crate::{LrSchedule, OptimizerConfig};
 use serde::{Deserialize, Serialize};
 use uda_models::tch::Tensor;
-use uda_models::{Backbone, BatchNormMode, ModelConfig, WeightNaming};
+use uda_models::{Backbone, BatchNormMode, ModelConfig, Precision, WeightNaming};
 use uda_stage::{ParamProblem, ParamProblems};
 
 /// Which optimiser; `auto` is the paper's choice for the backbone (SGD + poly for DeepLabV2 and
@@ -90,6 +90,10 @@ pub struct TrainRecipe {
     /// (as often as FDA's DeepLab optimiser lists it: most trunk convolutions three times; see
     /// [`ParamListing`]).
     pub param_listing: ParamListing,
+    /// Arithmetic of the forward passes: `fp32`, `bf16` (autocast) or `fp16` (autocast with loss
+    /// scaling). Loss terms and the contrastive similarity are fp32 at every precision; weights,
+    /// optimiser state and checkpoints stay fp32.
+    pub precision: Precision,
     /// Naming of the `init` weights; `null`: fda-deeplab for DeepLabV2, torchvision for VGG16,
     /// native for ENet.
     pub init_naming: Option<WeightNaming>,
@@ -134,6 +138,7 @@ impl Default for TrainRecipe {
             batch_norm: None,
             freeze_bn: None,
             param_listing: ParamListing::Unique,
+            precision: Precision::Fp32,
             init_naming: None,
             seed: 0,
             device: "auto".into(),
@@ -173,6 +178,7 @@ struct ResultPart<'a> {
     head_lr_mult: &'a f64,
     batch_norm: &'a Option<BatchNormMode>,
     param_listing: &'a ParamListing,
+    precision: &'a Precision,
     init_naming: &'a Option<WeightNaming>,
     seed: &'a u64,
 }
@@ -206,6 +212,7 @@ impl TrainRecipe {
             // Rejected by `validate` when set, so always `None` in a run.
             freeze_bn: _,
             param_listing,
+            precision,
             init_naming,
             seed,
             device: _,
@@ -238,6 +245,7 @@ impl TrainRecipe {
             head_lr_mult,
             batch_norm,
             param_listing,
+            precision,
             init_naming,
             seed,
         };

@@ -222,7 +222,7 @@ impl<'r> Session<'r> {
             &serde_json::json!({"params": fp_params, "inputs": fp_inputs}),
         );
         let resume_dir = crate::resume_dir(ctx.out_dir());
-        let mut trainer = Trainer::new(
+        let trainer = Trainer::new(
             &self.vs,
             optimizer,
             TrainerConfig {
@@ -235,6 +235,7 @@ impl<'r> Session<'r> {
                 fingerprint,
             },
         )?;
+        let mut trainer = trainer.with_precision(self.device, p.precision);
         let start = trainer.resume()?;
         if start > 0 {
             eprintln!(
@@ -326,6 +327,8 @@ impl<'r> Session<'r> {
             summary.data_wait_fraction.into(),
         );
         metrics.insert("iterations_per_s".into(), summary.iterations_per_s.into());
+        metrics.insert("precision".into(), p.precision.name().into());
+        metrics.insert("skipped_steps".into(), summary.skipped_steps.into());
         metrics.insert("device".into(), format!("{:?}", self.device).into());
         for (name, v) in &summary.final_losses {
             metrics.insert(format!("final_loss_{name}"), (*v).into());

@@ -14,13 +14,15 @@ use crate::checkpoint::{CheckpointMeta, ResumeDir, model_tensors, restore_model}
 use crate::log::{LogWindow, TrainLog};
 use crate::optim::Optimizer;
 use crate::sampler::derive_seed;
+use crate::scaler::LossScaler;
 use crate::schedule::LrSchedule;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use uda_models::tch::{Kind, Tensor, nn};
+use uda_models::tch::{Device, Kind, Tensor, nn};
+use uda_models::{Autocast, Precision};
 use uda_stage::Progress;
 
 /// Time the training loop spent blocked on a data loader; shared between loader and trainer.
@@ -114,6 +116,8 @@ pub struct TrainSummary {
     pub data_wait_fraction: f64,
     /// Iterations per second in this process.
     pub iterations_per_s: f64,
+    /// Optimiser steps the fp16 loss scaler skipped in this process (0 at other precisions).
+    pub skipped_steps: u64,
 }
 
 /// Owns the optimiser, the log and the resume folder of one run.
@@ -126,6 +130,13 @@ pub struct Trainer<'a> {
     log: Option<TrainLog>,
     start: u64,
     meters: Vec<WaitMeter>,
+    /// Where the forward passes run and at which precision (autocast around each step).
+    device: Device,
+    precision: Precision,
+    /// fp16 only.
+    scaler: Option<LossScaler>,
+    /// Steps skipped by the loss scaler (fp16 gradients with an inf or NaN).
+    skipped: u64,
 }
 
 impl<'a> Trainer<'a> {
@@ -150,7 +161,21 @@ impl<'a> Trainer<'a> {
             log: None,
             start: 0,
             meters: Vec::new(),
+            device: Device::Cpu,
+            precision: Precision::Fp32,
+            scaler: None,
+            skipped: 0,
         })
+    }
+
+    /// Runs each step's forward passes under autocast at `precision` on `device` (the backward
+    /// pass and the optimiser stay outside, as PyTorch recommends); fp16 adds loss scaling
+    /// ([`LossScaler`]). Call before [`Trainer::resume`].
+    pub fn with_precision(mut self, device: Device, precision: Precision) -> Self {
+        self.device = device;
+        self.precision = precision;
+        self.scaler = (precision == Precision::Fp16).then(LossScaler::default);
+        self
     }
 
     /// Loads the resume folder's checkpoint if there is one (weights, optimiser state, log) and
@@ -171,6 +196,9 @@ impl<'a> Trainer<'a> {
         }
         restore_model(self.vs, &ckpt.tensors, &path)?;
         self.optimizer.load_state(&ckpt.tensors)?;
+        if let Some(scaler) = self.scaler.as_mut() {
+            scaler.load_state(&ckpt.tensors)?;
+        }
         let mut log = ckpt.log;
         log.truncate_after(ckpt.meta.iteration);
         self.log = Some(log);
@@ -198,6 +226,9 @@ impl<'a> Trainer<'a> {
     fn checkpoint(&self, done: u64, lr: f64) -> Result<(), TrainError> {
         let mut tensors = model_tensors(self.vs);
         tensors.extend(self.optimizer.state_tensors());
+        if let Some(scaler) = &self.scaler {
+            tensors.extend(scaler.state_tensors());
+        }
         let meta = CheckpointMeta {
             format: crate::checkpoint::FORMAT,
             fingerprint: self.config.fingerprint.clone(),
@@ -243,7 +274,10 @@ impl<'a> Trainer<'a> {
                 torch_seed.wrapping_add(it.wrapping_mul(0x9E37_79B9_7F4A_7C15)) as i64,
             );
             self.optimizer.zero_grad();
-            let losses = step(it)?;
+            let losses = {
+                let _autocast = Autocast::enter(self.device, self.precision);
+                step(it)?
+            };
             let names = losses.names();
             let log = self.log.get_or_insert_with(|| TrainLog::new(names.clone()));
             if log.terms() != names.as_slice() {
@@ -256,7 +290,10 @@ impl<'a> Trainer<'a> {
             let total = losses.total().ok_or_else(|| {
                 TrainError::Config("the step returned no loss term with a non-zero weight".into())
             })?;
-            total.backward();
+            match &self.scaler {
+                Some(scaler) => (&total * scaler.scale()).backward(),
+                None => total.backward(),
+            }
             let mut values = Vec::with_capacity(names.len());
             for (name, _, v) in &losses.terms {
                 values.push(check_finite(it, name, v)?);
@@ -264,7 +301,10 @@ impl<'a> Trainer<'a> {
             let total_value = check_finite(it, "total", &total)?;
             drop(losses);
             let lr = cfg.schedule.lr_at(it);
-            self.optimizer.step(lr);
+            match self.scaler.as_mut() {
+                Some(scaler) => self.skipped += u64::from(!scaler.step(&mut self.optimizer, lr)),
+                None => self.optimizer.step(lr),
+            }
 
             let done = it + 1;
             let is_last = done == cfg.iterations;
@@ -315,6 +355,7 @@ impl<'a> Trainer<'a> {
             final_losses,
             data_wait_fraction: log.data_wait_fraction(),
             iterations_per_s: ran as f64 / t_begin.elapsed().as_secs_f64().max(1e-9),
+            skipped_steps: self.skipped,
         })
     }
 }

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use uda_models::Normalization;
 use uda_models::tch::{Device, Kind, Tensor, nn};
+use uda_models::{Normalization, Precision};
 use uda_stage::{Progress, ProgressMode};
 use uda_train::losses::{EntropyAt, charbonnier_entropy, segmentation_cross_entropy};
 use uda_train::source::MemorySource;
@@ -99,6 +99,7 @@ fn train(
     init_seed: i64,
     optimizer: OptimizerConfig,
     fail_at: Option<u64>,
+    precision: Precision,
 ) -> Result<Outcome, TrainError> {
     uda_models::tch::set_num_threads(1);
     uda_models::tch::manual_seed(init_seed);
@@ -117,7 +118,8 @@ fn train(
             resume_dir: resume_dir.to_path_buf(),
             fingerprint: "tiny-test".into(),
         },
-    )?;
+    )?
+    .with_precision(Device::Cpu, precision);
     let start = trainer.resume()?;
     let mut src = Loader::new(
         Arc::new(data(7, 1)),
@@ -177,19 +179,28 @@ fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
 #[test]
 fn resumed_run_ends_bitwise_equal_to_uninterrupted_run() {
     let _torch = torch_lock();
-    for optimizer in [OptimizerConfig::PAPER_SGD, OptimizerConfig::PAPER_ADAM] {
+    // Exact for a given precision: fp32 with both optimisers, bf16 and fp16 (loss scaler state
+    // in the checkpoint) with SGD.
+    let mut sgd_finals = Vec::new();
+    for (optimizer, precision) in [
+        (OptimizerConfig::PAPER_SGD, Precision::Fp32),
+        (OptimizerConfig::PAPER_ADAM, Precision::Fp32),
+        (OptimizerConfig::PAPER_SGD, Precision::Bf16),
+        (OptimizerConfig::PAPER_SGD, Precision::Fp16),
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        let (straight, straight_log) = train(&dir.path().join("a"), 1, optimizer, None).unwrap();
+        let (straight, straight_log) =
+            train(&dir.path().join("a"), 1, optimizer, None, precision).unwrap();
 
         let resume = dir.path().join("b");
-        let e = train(&resume, 1, optimizer, Some(6)).unwrap_err();
+        let e = train(&resume, 1, optimizer, Some(6), precision).unwrap_err();
         assert!(e.to_string().contains("simulated kill"));
         let meta: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(resume.join("checkpoint.json")).unwrap())
                 .unwrap();
         assert_eq!(meta["iteration"], 4);
         // A different initialisation proves the weights come from the checkpoint.
-        let (resumed, resumed_log) = train(&resume, 99, optimizer, None).unwrap();
+        let (resumed, resumed_log) = train(&resume, 99, optimizer, None, precision).unwrap();
 
         assert_eq!(straight.len(), resumed.len());
         assert!(straight.iter().any(|(n, _)| n.contains("running_mean")));
@@ -197,12 +208,12 @@ fn resumed_run_ends_bitwise_equal_to_uninterrupted_run() {
             assert_eq!(na, nb);
             assert!(
                 a.equal(b),
-                "{optimizer:?}: variable {na} differs after resume"
+                "{optimizer:?} {precision}: variable {na} differs after resume"
             );
         }
         assert_eq!(
             straight_log, resumed_log,
-            "{optimizer:?}: logged losses differ"
+            "{optimizer:?} {precision}: logged losses differ"
         );
         // The weights moved at all (the comparison is not between two untouched models).
         let (init, _) = {
@@ -219,6 +230,17 @@ fn resumed_run_ends_bitwise_equal_to_uninterrupted_run() {
             .filter(|((_, a), (_, b))| !a.equal(b))
             .count();
         assert!(moved >= 4, "only {moved} variables changed");
+        if optimizer == OptimizerConfig::PAPER_SGD {
+            sgd_finals.push((precision, straight));
+        }
+    }
+    // The precision was applied: bf16 and fp16 end elsewhere than fp32.
+    let (fp32, reduced) = sgd_finals.split_first().unwrap();
+    for (precision, vars) in reduced {
+        assert!(
+            vars.iter().zip(&fp32.1).any(|((_, a), (_, b))| !a.equal(b)),
+            "{precision} training ended bitwise equal to fp32"
+        );
     }
 }
 

@@ -51,6 +51,9 @@ pub struct EvaluateParams {
     pub device: String,
     /// Model mode: images per forward pass.
     pub batch_size: usize,
+    /// Model mode: the forward pass's arithmetic, `fp32`, `bf16` or `fp16` (autocast; scores
+    /// in fp32).
+    pub precision: uda_models::Precision,
     /// Model mode: what is upsampled to label size before the arg-max: `logits` (ADVENT's
     /// single-model evaluation) or `softmax` probabilities (FDA's ensemble script). The two can
     /// differ on a few boundary pixels. An ensemble averages probabilities either way (with
@@ -71,6 +74,7 @@ impl Default for EvaluateParams {
         Self {
             device: "auto".into(),
             batch_size: 1,
+            precision: uda_models::Precision::Fp32,
             upsample: Upsample::Logits,
             split: "val".into(),
             pred_ids: PredIds::Train,

@@ -42,11 +42,16 @@ pub struct TchPredictor {
 impl TchPredictor {
     /// Loads the checkpoint folder `input`, or every checkpoint folder inside it (see the module
     /// docs); the members must agree on their classes.
-    pub fn load(input: &Path, device: Device, upsample: Upsample) -> anyhow::Result<Self> {
+    pub fn load(
+        input: &Path,
+        device: Device,
+        upsample: Upsample,
+        precision: uda_models::Precision,
+    ) -> anyhow::Result<Self> {
         // The runner's CPU budget for this stage (`UDA_THREADS`), not every core.
         uda_train::set_threads(0);
         let input = ModelInput::find(input)?;
-        let ensemble = Ensemble::load(input.dirs(), device)?;
+        let ensemble = Ensemble::load(input.dirs(), device)?.with_precision(precision);
         Ok(Self {
             input,
             ensemble,

@@ -73,6 +73,8 @@ pub struct PseudolabelParams {
     pub device: String,
     /// libtorch intra-op threads; 0 keeps libtorch's default.
     pub threads: usize,
+    /// The forward pass's arithmetic, `fp32`, `bf16` or `fp16` (autocast; probabilities in fp32).
+    pub precision: uda_models::Precision,
 }
 
 impl Default for PseudolabelParams {
@@ -84,6 +86,7 @@ impl Default for PseudolabelParams {
             previews: 4,
             device: "auto".into(),
             threads: 0,
+            precision: uda_models::Precision::Fp32,
         }
     }
 }
@@ -226,7 +229,7 @@ fn run(ctx: &StageContext, p: &PseudolabelParams) -> anyhow::Result<()> {
         .dirs()
         .to_vec();
     let inputs = open_inputs(ctx.input("data")?, ctx.optional_input("labels"))?;
-    let ensemble = Ensemble::load(&dirs, device)?;
+    let ensemble = Ensemble::load(&dirs, device)?.with_precision(p.precision);
     eprintln!(
         "pseudolabel-dump: {} model(s): {}",
         dirs.len(),

@@ -289,3 +289,31 @@ fn labels_follow_pytorch_nearest_downsampling() {
         (0..24).collect::<Vec<_>>()
     );
 }
+
+/// Under bf16 autocast the loss is still computed in fp32: the same fp32 features give the same
+/// loss to the bit, and features that went through bf16 (what a bf16 forward pass hands over)
+/// stay within bf16's rounding of the exact value.
+#[test]
+fn the_loss_under_autocast_is_the_fp32_loss() {
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let (h, w) = (6, 7);
+    let (ta, _) = random_features(&mut rng, 16, h, w);
+    let (tk, _) = random_features(&mut rng, 16, h, w);
+    let (ta, tk) = (ta.to_kind(Kind::Float), tk.to_kind(Kind::Float));
+    let ya: Vec<i64> = (0..h * w).map(|_| rng.random_range(0..4)).collect();
+    let yk: Vec<i64> = (0..h * w).map(|_| rng.random_range(0..4)).collect();
+    let (la, lk) = (labels(&ya, h, w), labels(&yk, h, w));
+    let exact = pixel_contrastive_loss(&ta, &la, &tk, &lk, &EXACT, 3).0;
+    let device = uda_models::tch::Device::Cpu;
+    let under = uda_models::with_precision(device, uda_models::Precision::Bf16, || {
+        pixel_contrastive_loss(&ta, &la, &tk, &lk, &EXACT, 3).0
+    });
+    assert_eq!(under.kind(), Kind::Float);
+    assert!(under.equal(&exact), "{under} vs {exact}");
+    let reduced = uda_models::with_precision(device, uda_models::Precision::Bf16, || {
+        let (a, k) = (ta.to_kind(Kind::BFloat16), tk.to_kind(Kind::BFloat16));
+        pixel_contrastive_loss(&a, &la, &k, &lk, &EXACT, 3).0
+    });
+    let (e, r) = (exact.double_value(&[]), reduced.double_value(&[]));
+    assert!((e - r).abs() < 2e-2 * e.abs(), "bf16 features: {r} vs {e}");
+}
