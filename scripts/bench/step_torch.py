@@ -35,6 +35,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -65,11 +66,14 @@ def main():
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
 
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     times = []
     for i in range(a.warmup + a.iters):
         sync()
         t0 = time.perf_counter()
-        logits, _ = model(x)
+        with torch.autocast(dev.type, dtype=dtypes[a.precision], enabled=a.precision != "fp32"):
+            logits, _ = model(x)
+        logits = logits.float()
         if logits.shape[-2:] != labels.shape[-2:]:
             logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=True)
         loss = F.cross_entropy(logits, labels, ignore_index=255)
@@ -80,7 +84,7 @@ def main():
         if i >= a.warmup:
             times.append((time.perf_counter() - t0) * 1e3)
     print(
-        f"RESULT torch {a.backbone} {a.height}x{a.width} {a.device} threads={a.threads} "
+        f"RESULT torch {a.backbone} {a.height}x{a.width} {a.device} {a.precision} threads={a.threads} "
         f"median_ms={statistics.median(times):.2f} mean_ms={statistics.mean(times):.2f}"
     )
 

@@ -4,6 +4,11 @@
 //!
 //!     step_bench --backbone enet|deeplabv2-resnet101|fcn8s-vgg16 --height 128 --width 256
 //!                [--iters 10] [--warmup 2] [--threads 2] [--device cpu|cuda|auto]
+//!                [--precision fp32|bf16|fp16]
+//!
+//! `--precision bf16` runs the forward pass under autocast (`uda_models::with_precision`) and
+//! the loss in fp32, as `step_torch.py --precision bf16` does with `torch.autocast`. DeepLabV2
+//! uses frozen BatchNorm here, as `step_torch.py` (`freeze_bn`).
 //!
 //! Prints one line: `RESULT rust <backbone> <H>x<W> <device> threads=<T> median_ms=<m> mean_ms=<a>`.
 
@@ -12,7 +17,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use uda_models::tch::nn::{OptimizerConfig, Sgd, VarStore};
 use uda_models::tch::{self, Device, Kind, Reduction, Tensor};
-use uda_models::{Backbone, GROUP_HEAD, ModelConfig, SegNet, device_from_spec};
+use uda_models::{
+    Backbone, BatchNormMode, GROUP_HEAD, ModelConfig, Precision, SegNet, device_from_spec,
+    with_precision,
+};
 
 struct Args {
     backbone: Backbone,
@@ -22,6 +30,8 @@ struct Args {
     warmup: usize,
     threads: i32,
     device: String,
+    precision: Precision,
+    channels_last: bool,
 }
 
 fn parse() -> Result<Args> {
@@ -33,6 +43,8 @@ fn parse() -> Result<Args> {
         warmup: 2,
         threads: 2,
         device: "cpu".into(),
+        precision: Precision::Fp32,
+        channels_last: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -50,6 +62,11 @@ fn parse() -> Result<Args> {
             "--warmup" => a.warmup = value.parse()?,
             "--threads" => a.threads = value.parse()?,
             "--device" => a.device = value,
+            "--channels-last" => a.channels_last = value == "true",
+            "--precision" => {
+                a.precision = serde_json::from_value(serde_json::Value::String(value.clone()))
+                    .with_context(|| format!("--precision fp32|bf16|fp16, got {value}"))?
+            }
             _ => bail!("unknown flag {flag}"),
         }
     }
@@ -75,7 +92,14 @@ fn main() -> Result<()> {
     tch::manual_seed(0);
 
     let vs = VarStore::new(device);
-    let net = SegNet::new(&vs.root(), &ModelConfig::paper(a.backbone));
+    let cfg = ModelConfig {
+        batch_norm: match a.backbone {
+            Backbone::Deeplabv2Resnet101 => BatchNormMode::Frozen,
+            _ => ModelConfig::paper(a.backbone).batch_norm,
+        },
+        ..ModelConfig::paper(a.backbone)
+    };
+    let net = SegNet::new(&vs.root(), &cfg);
     let lr = 2.5e-4;
     let mut opt = Sgd {
         momentum: 0.9,
@@ -86,13 +110,18 @@ fn main() -> Result<()> {
     .build(&vs, lr)?;
     opt.set_lr_group(GROUP_HEAD, 10.0 * lr);
 
-    let x = Tensor::randn([1, 3, a.height, a.width], (Kind::Float, device));
+    let mut x = Tensor::randn([1, 3, a.height, a.width], (Kind::Float, device));
+    if a.channels_last {
+        uda_models::convert_to_channels_last(&vs);
+        x = uda_models::channels_last(&x);
+    }
     let labels = Tensor::randint(19, [1, a.height, a.width], (Kind::Int64, device));
     let mut times = Vec::with_capacity(a.iters);
     for i in 0..a.warmup + a.iters {
         sync(device);
         let t0 = Instant::now();
-        let logits = net.forward_t(&x, true).logits;
+        let logits = with_precision(device, a.precision, || net.forward_t(&x, true).logits)
+            .to_kind(Kind::Float);
         let logits = if net.logits_stride() == 1 {
             logits
         } else {
@@ -111,8 +140,8 @@ fn main() -> Result<()> {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!(
-        "RESULT rust {} {}x{} {} threads={} median_ms={median:.2} mean_ms={mean:.2}",
-        a.backbone, a.height, a.width, a.device, a.threads
+        "RESULT rust {} {}x{} {} {} threads={} median_ms={median:.2} mean_ms={mean:.2}",
+        a.backbone, a.height, a.width, a.device, a.precision, a.threads
     );
     Ok(())
 }

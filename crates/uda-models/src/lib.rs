@@ -32,6 +32,7 @@ mod enet;
 mod error;
 mod fcn8s;
 mod layers;
+mod memory_format;
 mod naming;
 mod normalization;
 mod precision;
@@ -41,6 +42,7 @@ mod weights;
 
 pub use device::{check_device_spec, cuda_runtime_loaded, device_from_spec};
 pub use error::{ModelError, ShapeMismatch, WeightMismatch};
+pub use memory_format::{channels_last, convert_to_channels_last, is_channels_last};
 pub use normalization::Normalization;
 pub use precision::{Autocast, Precision, in_fp32, with_precision};
 pub use weights::{

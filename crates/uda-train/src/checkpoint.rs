@@ -119,8 +119,14 @@ impl ResumeDir {
         meta.log_file = format!("log-{}.parquet", meta.iteration);
 
         let tensors_path = self.dir.join(&meta.tensors_file);
+        // Row-major for the file: variables and optimiser buffers may be laid out channels-last
+        // (`channels_last`), which safetensors cannot write.
+        let tensors: Vec<(&str, Tensor)> = tensors
+            .iter()
+            .map(|(name, t)| (name.as_str(), t.contiguous()))
+            .collect();
         self.write_atomic(&tensors_path, |tmp| {
-            Tensor::write_safetensors(tensors, tmp).map_err(|e| e.to_string())
+            Tensor::write_safetensors(&tensors, tmp).map_err(|e| e.to_string())
         })?;
         let log_path = self.dir.join(&meta.log_file);
         self.write_atomic(&log_path, |tmp| {

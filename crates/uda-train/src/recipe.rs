@@ -94,6 +94,13 @@ pub struct TrainRecipe {
     /// scaling). Loss terms and the contrastive similarity are fp32 at every precision; weights,
     /// optimiser state and checkpoints stay fp32.
     pub precision: Precision,
+    /// Lay the convolution weights out channels-last (NHWC), which oneDNN and cuDNN convolve
+    /// faster, above all in bf16 (DeepLabV2 bf16 step on this CPU: see docs/benchmarks.md).
+    pub channels_last: bool,
+    /// cuDNN's benchmark mode (CUDA only): times the convolution algorithms on the first steps and
+    /// keeps the fastest, as FDA's `train.py` does; the choice can differ between runs, so results
+    /// are then not bit-reproducible. Off by default.
+    pub cudnn_benchmark: bool,
     /// Naming of the `init` weights; `null`: fda-deeplab for DeepLabV2, torchvision for VGG16,
     /// native for ENet.
     pub init_naming: Option<WeightNaming>,
@@ -139,6 +146,8 @@ impl Default for TrainRecipe {
             freeze_bn: None,
             param_listing: ParamListing::Unique,
             precision: Precision::Fp32,
+            channels_last: false,
+            cudnn_benchmark: false,
             init_naming: None,
             seed: 0,
             device: "auto".into(),
@@ -179,6 +188,8 @@ struct ResultPart<'a> {
     batch_norm: &'a Option<BatchNormMode>,
     param_listing: &'a ParamListing,
     precision: &'a Precision,
+    channels_last: &'a bool,
+    cudnn_benchmark: &'a bool,
     init_naming: &'a Option<WeightNaming>,
     seed: &'a u64,
 }
@@ -213,6 +224,8 @@ impl TrainRecipe {
             freeze_bn: _,
             param_listing,
             precision,
+            channels_last,
+            cudnn_benchmark,
             init_naming,
             seed,
             device: _,
@@ -246,6 +259,8 @@ impl TrainRecipe {
             batch_norm,
             param_listing,
             precision,
+            channels_last,
+            cudnn_benchmark,
             init_naming,
             seed,
         };

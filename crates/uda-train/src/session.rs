@@ -164,6 +164,12 @@ impl<'r> Session<'r> {
                 recipe.backbone
             );
         }
+        if recipe.channels_last {
+            uda_models::convert_to_channels_last(&vs);
+        }
+        if device.is_cuda() {
+            uda_models::tch::Cuda::cudnn_set_benchmark(recipe.cudnn_benchmark);
+        }
         Ok(Self {
             kind,
             recipe,

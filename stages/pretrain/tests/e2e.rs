@@ -296,3 +296,43 @@ fn bad_inputs_and_params_are_reported_clearly() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("eta"), "{e}");
 }
+
+/// `precision: bf16` with channels-last weights trains, records its precision, saves fp32
+/// weights in the usual layout (the file loads strictly into a plain network), and ends near the
+/// fp32 run's losses without equalling them bitwise.
+#[test]
+fn bf16_channels_last_training_saves_fp32_weights_near_the_fp32_run() {
+    let d = data();
+    let fp32 = d.root.join("fp32");
+    let bf16 = d.root.join("bf16");
+    check(&command(&d, &fp32, &["iterations=3"]).output().unwrap());
+    check(
+        &command(
+            &d,
+            &bf16,
+            &["iterations=3", "precision=bf16", "channels_last=true"],
+        )
+        .output()
+        .unwrap(),
+    );
+    let (m32, m16) = (metrics(&fp32), metrics(&bf16));
+    assert_eq!(m16["precision"], "bf16", "{m16}");
+    assert_eq!(m16["skipped_steps"], 0, "{m16}");
+    let tensors =
+        uda_models::tch::Tensor::read_safetensors(bf16.join("model.safetensors")).unwrap();
+    assert!(
+        tensors
+            .iter()
+            .all(|(_, t)| t.kind() != uda_models::tch::Kind::BFloat16)
+    );
+    assert!(tensors.iter().all(|(_, t)| t.is_contiguous()));
+    let mut vs = uda_models::tch::nn::VarStore::new(uda_models::tch::Device::Cpu);
+    uda_train::ModelInfo::load_model(&bf16, &mut vs).unwrap();
+    let loss = |m: &serde_json::Value| m["final_loss_total"].as_f64().expect("final_loss_total");
+    let (a, b) = (loss(&m32), loss(&m16));
+    assert!((a - b).abs() < 0.1 * a.abs(), "bf16 loss {b} vs fp32 {a}");
+    assert_ne!(
+        a, b,
+        "bf16 ended bitwise on the fp32 loss: autocast did not apply"
+    );
+}
