@@ -9,14 +9,15 @@
 #   scripts/bench/step.sh [--height 128] [--width 256] [--iters 10] [--warmup 2] [--rounds 3]
 #                         [--threads $(nproc)] [--backbones "enet deeplabv2-resnet101"]
 #                         [--precision fp32|bf16|fp16]   (autocast on both sides; losses fp32)
+#                         [--channels-last false|true]   (NHWC weights and input on both sides)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-height=128 width=256 iters=10 warmup=2 rounds=3 threads=$(nproc) backbones="enet deeplabv2-resnet101" device=cpu precision=fp32
+height=128 width=256 iters=10 warmup=2 rounds=3 threads=$(nproc) backbones="enet deeplabv2-resnet101" device=cpu precision=fp32 channels_last=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --height) height=$2 ;; --width) width=$2 ;; --iters) iters=$2 ;; --warmup) warmup=$2 ;;
     --rounds) rounds=$2 ;; --threads) threads=$2 ;; --backbones) backbones=$2 ;; --device) device=$2 ;;
-    --precision) precision=$2 ;;
+    --precision) precision=$2 ;; --channels-last) channels_last=$2 ;;
     *) echo "step.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift 2
@@ -26,9 +27,9 @@ py="$root/.venv/bin/python"
 
 (cd "$root" && cargo build --release -p uda-models --example step_bench >&2)
 bin="$root/target/release/examples/step_bench"
-args=(--height "$height" --width "$width" --iters "$iters" --warmup "$warmup" --threads "$threads" --device "$device" --precision "$precision")
+args=(--height "$height" --width "$width" --iters "$iters" --warmup "$warmup" --threads "$threads" --device "$device" --precision "$precision" --channels-last "$channels_last")
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads=$threads precision=$precision"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads=$threads precision=$precision channels_last=$channels_last"
 printf '%-22s %10s %12s %12s %8s\n' backbone size rust_ms torch_ms ratio
 median() { sed -E 's/.*median_ms=([0-9.]+).*/\1/'; }
 for b in $backbones; do

@@ -8,6 +8,9 @@
 #
 # `run` points the loader at the machine's own torch (python3), prints the card, and runs each
 # backbone with --device cuda in both implementations; ratio = torch/rust (> 1: Rust faster).
+# Each backbone runs at fp32, bf16 (autocast; torch: torch.autocast, i.e. AMP) and bf16 with
+# channels-last weights; tflops = the step's FLOPs (PyTorch's flop counter) / Rust's median time;
+# torch_peak_mib = torch.cuda.max_memory_allocated of the PyTorch side.
 # Options after the mode: --height 512 --width 1024 --iters 20 --warmup 5 --backbones "..."
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -42,14 +45,23 @@ run)
   echo "card: $card; torch $(python3 -c 'import torch; print(torch.__version__)'); cpu threads=$threads"
   # The Rust binary must see CUDA through uda-models' run-time loading of libtorch_cuda.so.
   "$bundle/step_bench" --backbone enet --device cuda --height 64 --width 64 --iters 1 --warmup 0 --threads "$threads" >/dev/null
-  printf '%-22s %10s %12s %12s %8s\n' backbone size rust_ms torch_ms ratio
+  printf '%-22s %10s %5s %3s %10s %10s %7s %7s %9s\n' backbone size prec cl rust_ms torch_ms ratio tflops torch_mib
   for b in $backbones; do
-    args=(--backbone "$b" --height "$height" --width "$width" --iters "$iters" --warmup "$warmup" --threads "$threads" --device cuda)
-    r=$("$bundle/step_bench" "${args[@]}" | grep '^RESULT')
-    t=$(python3 "$bundle/step_torch.py" "${args[@]}" | grep '^RESULT')
-    rm_=$(sed -E 's/.*median_ms=([0-9.]+).*/\1/' <<<"$r")
-    tm=$(sed -E 's/.*median_ms=([0-9.]+).*/\1/' <<<"$t")
-    printf '%-22s %10s %12s %12s %8s\n' "$b" "${width}x${height}" "$rm_" "$tm" "$(awk -v a="$tm" -v b="$rm_" 'BEGIN{printf "%.3f", a/b}')"
+    flops=""
+    for cfg in fp32:false bf16:false bf16:true; do
+      p=${cfg%%:*} cl=${cfg##*:}
+      args=(--backbone "$b" --height "$height" --width "$width" --iters "$iters" --warmup "$warmup" --threads "$threads" --device cuda --precision "$p" --channels-last "$cl")
+      r=$("$bundle/step_bench" "${args[@]}" | grep '^RESULT')
+      count=false; [ -z "$flops" ] && count=true
+      t=$(python3 "$bundle/step_torch.py" "${args[@]}" --count-flops "$count" | grep '^RESULT')
+      [ -z "$flops" ] && flops=$(sed -E 's/.*flops=([0-9]+).*/\1/' <<<"$t")
+      rm_=$(sed -E 's/.*median_ms=([0-9.]+).*/\1/' <<<"$r")
+      tm=$(sed -E 's/.*median_ms=([0-9.]+).*/\1/' <<<"$t")
+      mib=$(sed -nE 's/.*peak_mib=([0-9]+).*/\1/p' <<<"$t")
+      printf '%-22s %10s %5s %3s %10s %10s %7s %7s %9s\n' "$b" "${width}x${height}" "$p" "${cl:0:1}" "$rm_" "$tm" \
+        "$(awk -v a="$tm" -v b="$rm_" 'BEGIN{printf "%.3f", a/b}')" \
+        "$(awk -v f="$flops" -v ms="$rm_" 'BEGIN{printf "%.1f", f / (ms / 1000) / 1e12}')" "$mib"
+    done
   done
   ;;
 *)

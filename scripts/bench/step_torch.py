@@ -36,6 +36,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    ap.add_argument("--channels-last", default="false", choices=["false", "true"])
+    ap.add_argument("--count-flops", default="false", choices=["false", "true"])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -60,6 +62,9 @@ def main():
         weight_decay=5e-4,
     )
     x = torch.randn(1, 3, a.height, a.width, device=dev)
+    if a.channels_last == "true":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
     labels = torch.randint(0, 19, (1, a.height, a.width), device=dev)
 
     def sync():
@@ -83,9 +88,23 @@ def main():
         sync()
         if i >= a.warmup:
             times.append((time.perf_counter() - t0) * 1e3)
+    extra = ""
+    if dev.type == "cuda":
+        extra += f" peak_mib={torch.cuda.max_memory_allocated(dev) / 2**20:.0f}"
+    if a.count_flops == "true":
+        # FLOPs of one step (forward + backward), counted by PyTorch's own flop counter.
+        from torch.utils.flop_counter import FlopCounterMode
+        with FlopCounterMode(display=False) as fc:
+            with torch.autocast(dev.type, dtype=dtypes[a.precision], enabled=a.precision != "fp32"):
+                lo, _ = model(x)
+            lo = lo.float()
+            if lo.shape[-2:] != labels.shape[-2:]:
+                lo = F.interpolate(lo, size=labels.shape[-2:], mode="bilinear", align_corners=True)
+            F.cross_entropy(lo, labels, ignore_index=255).backward()
+        extra += f" flops={fc.get_total_flops()}"
     print(
         f"RESULT torch {a.backbone} {a.height}x{a.width} {a.device} {a.precision} threads={a.threads} "
-        f"median_ms={statistics.median(times):.2f} mean_ms={statistics.mean(times):.2f}"
+        f"median_ms={statistics.median(times):.2f} mean_ms={statistics.mean(times):.2f}{extra}"
     )
 
 
