@@ -125,6 +125,20 @@ impl BatchNormMode {
         }
     }
 
+    /// The mode a saved description (`model.json`) records: `batch_norm`, or in files written
+    /// before the three modes existed `freeze_bn` (true: [`Self::Frozen`], false: [`Self::Train`]).
+    pub fn from_saved(batch_norm: Option<Self>, freeze_bn: Option<bool>) -> Result<Self, String> {
+        match (batch_norm, freeze_bn) {
+            (Some(m), None) => Ok(m),
+            (None, Some(true)) => Ok(Self::Frozen),
+            (None, Some(false)) => Ok(Self::Train),
+            (None, None) => Err("missing field `batch_norm`".into()),
+            (Some(_), Some(_)) => Err(
+                "has both `batch_norm` and its old spelling `freeze_bn`: keep `batch_norm`".into(),
+            ),
+        }
+    }
+
     /// Whether training-mode passes normalise with (and record) batch statistics.
     pub fn uses_batch_statistics(self) -> bool {
         !matches!(self, Self::Frozen)
@@ -168,19 +182,10 @@ impl TryFrom<ModelConfigFile> for ModelConfig {
     type Error = String;
 
     fn try_from(f: ModelConfigFile) -> Result<Self, String> {
-        let batch_norm = match (f.batch_norm, f.freeze_bn) {
-            (Some(m), None) => m,
-            (None, Some(true)) => BatchNormMode::Frozen,
-            (None, Some(false)) => BatchNormMode::Train,
-            (None, None) => return Err("missing field `batch_norm`".into()),
-            (Some(_), Some(_)) => {
-                return Err("give `batch_norm` only (`freeze_bn` is its old spelling)".into());
-            }
-        };
         Ok(Self {
             backbone: f.backbone,
             num_classes: f.num_classes,
-            batch_norm,
+            batch_norm: BatchNormMode::from_saved(f.batch_norm, f.freeze_bn)?,
         })
     }
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use uda_models::tch::{self, Device, Kind, Tensor, nn::VarStore};
 use uda_models::{Backbone, SegNet};
 use uda_train::losses::segmentation_cross_entropy;
-use uda_train::{Optimizer, OptimizerChoice, ParamListing, TrainRecipe};
+use uda_train::{OptimizerChoice, ParamListing, TrainRecipe};
 
 fn train(
     listing: ParamListing,
@@ -32,13 +32,7 @@ fn train(
         .into_iter()
         .map(|(n, t)| (n, t.detach().copy()))
         .collect();
-    let (cfg, schedule) = recipe.optimization();
-    let mut opt = Optimizer::new(&vs, cfg, &[1.0, recipe.head_lr_mult]).unwrap();
-    if listing == ParamListing::FdaListing {
-        opt = opt
-            .with_listings(|n| uda_models::fda_listing_count(recipe.backbone, n))
-            .unwrap();
-    }
+    let (mut opt, schedule) = recipe.optimizer(&vs).unwrap();
     for it in 0..steps {
         tch::manual_seed(1000 + it as i64);
         let x = Tensor::randn([1, 3, 65, 97], (Kind::Float, Device::Cpu)) * 50.0;

@@ -50,17 +50,16 @@ pub fn upsample_to(logits: &Tensor, height: i64, width: i64) -> Tensor {
 /// Mean cross-entropy of `(B, C, h, w)` logits against `(B, H, W)` int64 labels, logits first
 /// resized to the label size; pixels labelled [`IGNORE_LABEL`] do not count.
 pub fn segmentation_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
-    uda_models::in_fp32(|| cross_entropy_fp32(&logits.to_kind(Kind::Float), labels))
-}
-
-fn cross_entropy_fp32(logits: &Tensor, labels: &Tensor) -> Tensor {
-    let size = labels.size();
-    let (h, w) = (size[size.len() - 2], size[size.len() - 1]);
-    let up = upsample_to(logits, h, w);
-    let labels = labels.to_kind(Kind::Int64);
-    let sum = up.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Sum, IGNORE_LABEL, 0.0);
-    let count = labels.ne(IGNORE_LABEL).sum(Kind::Float).clamp_min(1.0);
-    sum / count
+    let logits = logits.to_kind(Kind::Float);
+    uda_models::in_fp32(|| {
+        let size = labels.size();
+        let (h, w) = (size[size.len() - 2], size[size.len() - 1]);
+        let up = upsample_to(&logits, h, w);
+        let labels = labels.to_kind(Kind::Int64);
+        let sum = up.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Sum, IGNORE_LABEL, 0.0);
+        let count = labels.ne(IGNORE_LABEL).sum(Kind::Float).clamp_min(1.0);
+        sum / count
+    })
 }
 
 /// Per-pixel entropy of the softmax over dim 1, divided by `ln C` so it lies in 0..1; `(B, H, W)`.
@@ -81,23 +80,15 @@ pub fn charbonnier_entropy(
     eps: f64,
 ) -> Tensor {
     let logits = logits.to_kind(Kind::Float);
-    uda_models::in_fp32(|| charbonnier_fp32(&logits, at, [height, width], eta, eps))
-}
-
-fn charbonnier_fp32(
-    logits: &Tensor,
-    at: EntropyAt,
-    [height, width]: [i64; 2],
-    eta: f64,
-    eps: f64,
-) -> Tensor {
-    let e = match at {
-        EntropyAt::Logits => normalized_entropy(logits),
-        EntropyAt::Input => normalized_entropy(&upsample_to(logits, height, width)),
-    };
-    (e.square() + eps * eps)
-        .pow_tensor_scalar(eta)
-        .mean(Kind::Float)
+    uda_models::in_fp32(|| {
+        let e = match at {
+            EntropyAt::Logits => normalized_entropy(&logits),
+            EntropyAt::Input => normalized_entropy(&upsample_to(&logits, height, width)),
+        };
+        (e.square() + eps * eps)
+            .pow_tensor_scalar(eta)
+            .mean(Kind::Float)
+    })
 }
 
 #[cfg(test)]

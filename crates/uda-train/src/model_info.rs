@@ -55,19 +55,10 @@ impl TryFrom<ModelInfoFile> for ModelInfo {
     type Error = String;
 
     fn try_from(f: ModelInfoFile) -> Result<Self, String> {
-        let batch_norm = match (f.batch_norm, f.freeze_bn) {
-            (Some(m), None) => m,
-            (None, Some(true)) => BatchNormMode::Frozen,
-            (None, Some(false)) => BatchNormMode::Train,
-            (None, None) => return Err("missing field `batch_norm`".into()),
-            (Some(_), Some(_)) => {
-                return Err("has both `batch_norm` and its old spelling `freeze_bn`".into());
-            }
-        };
         Ok(Self {
             backbone: f.backbone,
             num_classes: f.num_classes,
-            batch_norm,
+            batch_norm: BatchNormMode::from_saved(f.batch_norm, f.freeze_bn)?,
             normalization: f.normalization,
             grayscale: f.grayscale,
             weights: f.weights,

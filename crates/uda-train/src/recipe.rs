@@ -308,6 +308,22 @@ impl TrainRecipe {
         }
     }
 
+    /// The optimiser over the trainable variables of `vs` (the head group at `head_lr_mult`,
+    /// FDA's repeated listings under `param_listing: fda-listing`) and its schedule.
+    pub fn optimizer(
+        &self,
+        vs: &uda_models::tch::nn::VarStore,
+    ) -> Result<(crate::Optimizer, LrSchedule), crate::TrainError> {
+        let (config, schedule) = self.optimization();
+        let mut optimizer = crate::Optimizer::new(vs, config, &[1.0, self.head_lr_mult])?;
+        if self.param_listing == ParamListing::FdaListing {
+            let backbone = self.backbone;
+            optimizer =
+                optimizer.with_listings(|name| uda_models::fda_listing_count(backbone, name))?;
+        }
+        Ok((optimizer, schedule))
+    }
+
     fn poly(&self, base_lr: f64) -> LrSchedule {
         LrSchedule::Poly {
             base_lr,

@@ -8,10 +8,7 @@ use crate::preview;
 use crate::recipe::TrainRecipe;
 use crate::sampler::derive_seed;
 use crate::source::SampleSource;
-use crate::{
-    LoaderConfig, ModelInfo, Optimizer, ParamListing, TrainError, TrainSummary, Trainer,
-    TrainerConfig,
-};
+use crate::{LoaderConfig, ModelInfo, TrainError, TrainSummary, Trainer, TrainerConfig};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -205,13 +202,7 @@ impl<'r> Session<'r> {
         inputs: &[(&str, &Path)],
     ) -> Result<(Trainer<'_>, u64), SessionError> {
         let p = self.recipe;
-        let (opt_cfg, schedule) = p.optimization();
-        let mut optimizer = Optimizer::new(&self.vs, opt_cfg, &[1.0, p.head_lr_mult])?;
-        if p.param_listing == ParamListing::FdaListing {
-            let backbone = self.config.backbone;
-            optimizer =
-                optimizer.with_listings(|name| uda_models::fda_listing_count(backbone, name))?;
-        }
+        let (optimizer, schedule) = p.optimizer(&self.vs)?;
         let mut fp_params = p.result_params();
         match serde_json::to_value(options) {
             Ok(serde_json::Value::Object(extra)) => fp_params.extend(extra),

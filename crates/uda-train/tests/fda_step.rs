@@ -10,7 +10,7 @@ use uda_models::tch::{Device, Tensor, nn::VarStore};
 use uda_models::{Backbone, BatchNormMode, ModelConfig, SegNet, WeightNaming};
 use uda_train::losses::EntropyAt;
 use uda_train::step::fda_step_losses;
-use uda_train::{Optimizer, OptimizerChoice, ParamListing, TrainRecipe};
+use uda_train::{OptimizerChoice, ParamListing, TrainRecipe};
 
 fn read(path: &Path) -> HashMap<String, Tensor> {
     Tensor::read_safetensors(path)
@@ -77,13 +77,7 @@ fn one_step(mode: BatchNormMode, listing: ParamListing) {
         .into_iter()
         .map(|(n, t)| (n, t.detach().copy()))
         .collect();
-    let (opt_cfg, schedule) = recipe.optimization();
-    let mut opt = Optimizer::new(&vs, opt_cfg, &[1.0, recipe.head_lr_mult]).unwrap();
-    if listing == ParamListing::FdaListing {
-        opt = opt
-            .with_listings(|n| uda_models::fda_listing_count(recipe.backbone, n))
-            .unwrap();
-    }
+    let (mut opt, schedule) = recipe.optimizer(&vs).unwrap();
 
     // What the trainer does with a step's losses.
     opt.zero_grad();
