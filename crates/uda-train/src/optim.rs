@@ -57,12 +57,15 @@ impl OptimizerConfig {
 /// [`uda_models::fda_listing_count`]), and PyTorch's SGD updates a listed tensor once per listing;
 /// so the published runs moved most trunk weights about 3× per step (weight decay and momentum
 /// applied per listing). `unique` is the intended optimiser; `fda-listing` reproduces FDA's runs.
+/// For FCN-8s, whose FDA optimiser (Adam) lists each tensor once, `fda-listing` means FDA's VGG
+/// groups instead: weights at the scheduled rate, biases at a constant 2× the base rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ParamListing {
     /// Each variable once per step.
     Unique,
-    /// Each variable as often as FDA's `get_1x_lr_params_NOscale` lists it (SGD only).
+    /// Each variable as FDA's optimiser lists it: DeepLabV2 (SGD) as often as
+    /// `get_1x_lr_params_NOscale` yields it; FCN-8s (Adam) with FDA's constant 2× bias group.
     FdaListing,
 }
 
@@ -73,6 +76,8 @@ struct Param {
     lr_mult: f64,
     /// Updates per step: 1, or FDA's listing count under [`ParamListing::FdaListing`].
     listings: usize,
+    /// A learning rate that ignores the schedule (FDA's VGG bias group), if any.
+    fixed_lr: Option<f64>,
     /// SGD: the momentum buffer; Adam: the first moment.
     buf1: Option<Tensor>,
     /// Adam: the second moment.
@@ -129,6 +134,7 @@ impl Optimizer {
                 tensor: var.tensor.shallow_clone(),
                 lr_mult,
                 listings: 1,
+                fixed_lr: None,
                 buf1: None,
                 buf2: None,
                 steps: 0,
@@ -154,6 +160,16 @@ impl Optimizer {
             ));
         }
         Ok(self)
+    }
+
+    /// Gives the variables for which `fixed(name)` is `Some(lr)` that learning rate at every
+    /// step, whatever the schedule says: FDA's FCN-8s optimiser puts the biases in a group at 2×
+    /// the base rate whose rate its `adjust_learning_rate` never changes (`model/fcn8s.py`).
+    pub fn with_fixed_rates(mut self, fixed: impl Fn(&str) -> Option<f64>) -> Self {
+        for p in &mut self.params {
+            p.fixed_lr = fixed(&p.name);
+        }
+        self
     }
 
     pub fn config(&self) -> &OptimizerConfig {
@@ -206,7 +222,7 @@ impl Optimizer {
                 if !grad.defined() {
                     continue;
                 }
-                let lr = lr * p.lr_mult;
+                let lr = p.fixed_lr.unwrap_or(lr * p.lr_mult);
                 p.steps += 1;
                 match config {
                     OptimizerConfig::Sgd {

@@ -316,10 +316,17 @@ impl TrainRecipe {
     ) -> Result<(crate::Optimizer, LrSchedule), crate::TrainError> {
         let (config, schedule) = self.optimization();
         let mut optimizer = crate::Optimizer::new(vs, config, &[1.0, self.head_lr_mult])?;
-        if self.param_listing == ParamListing::FdaListing {
-            let backbone = self.backbone;
-            optimizer =
-                optimizer.with_listings(|name| uda_models::fda_listing_count(backbone, name))?;
+        match (self.param_listing, self.backbone) {
+            (ParamListing::Unique, _) => {}
+            (ParamListing::FdaListing, Backbone::Fcn8sVgg16) => {
+                let bias_lr = 2.0 * schedule.lr_at(0);
+                optimizer =
+                    optimizer.with_fixed_rates(|name| name.ends_with(".bias").then_some(bias_lr));
+            }
+            (ParamListing::FdaListing, backbone) => {
+                optimizer = optimizer
+                    .with_listings(|name| uda_models::fda_listing_count(backbone, name))?;
+            }
         }
         Ok((optimizer, schedule))
     }
@@ -416,9 +423,10 @@ impl TrainRecipe {
             format!("both must lie in [0, 1), got {:?}", self.adam_betas),
         );
         problems.ensure(
-            self.param_listing == ParamListing::Unique || !self.use_adam(),
+            self.param_listing == ParamListing::Unique
+                || (self.backbone == Backbone::Fcn8sVgg16) == self.use_adam(),
             "param_listing",
-            "fda-listing reproduces FDA's SGD DeepLab optimiser; with Adam use unique",
+            "fda-listing reproduces FDA's optimisers: SGD for DeepLabV2 and ENet, Adam for FCN-8s",
         );
         if let Some(frozen) = self.freeze_bn {
             let mode = if frozen { "frozen" } else { "train" };
@@ -497,6 +505,47 @@ mod tests {
         assert_eq!(yaml.batch_norm, Some(BatchNormMode::Fda));
         assert_eq!(yaml.entropy_at, EntropyAt::Input);
         assert_eq!(yaml.param_listing, ParamListing::FdaListing);
+    }
+
+    /// FDA's FCN-8s optimiser: biases in a group at 2× the base rate that its
+    /// `adjust_learning_rate` never decays; weights on the ×0.1-per-50k schedule.
+    #[test]
+    fn fda_listing_for_fcn8s_keeps_biases_at_twice_the_base_rate() {
+        use uda_models::tch::{Device, Kind, Tensor, nn};
+        let recipe = TrainRecipe {
+            backbone: Backbone::Fcn8sVgg16,
+            param_listing: ParamListing::FdaListing,
+            lr: Some(1e-3),
+            iterations: 200_000,
+            ..TrainRecipe::default()
+        };
+        recipe.validate().unwrap();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let w = (vs.root() / "conv").var_copy("weight", &Tensor::from_slice(&[1.0f32]));
+        let b = (vs.root() / "conv").var_copy("bias", &Tensor::from_slice(&[1.0f32]));
+        let (mut opt, schedule) = recipe.optimizer(&vs).unwrap();
+        // At iteration 100k the schedule is at 1e-5; Adam's first step moves a variable by
+        // about its learning rate, so the bias moves ~2e-3 and the weight ~1e-5.
+        let lr = schedule.lr_at(100_000);
+        assert!((lr - 1e-5).abs() < 1e-12, "{lr}");
+        opt.zero_grad();
+        (&w + &b).sum(Kind::Float).backward();
+        opt.step(lr);
+        let moved = |t: &Tensor| 1.0 - t.double_value(&[0]);
+        assert!((moved(&b) - 2e-3).abs() < 1e-5, "bias moved {}", moved(&b));
+        assert!(
+            (moved(&w) - 1e-5).abs() < 1e-7,
+            "weight moved {}",
+            moved(&w)
+        );
+        let sgd = TrainRecipe {
+            optimizer: OptimizerChoice::Sgd,
+            ..recipe
+        };
+        assert!(
+            sgd.validate().is_err(),
+            "fda-listing with SGD on FCN-8s is not FDA's"
+        );
     }
 
     #[test]
