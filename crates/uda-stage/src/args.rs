@@ -1,6 +1,6 @@
 //! Command-line arguments shared by every stage binary.
 
-use crate::{ContractError, ParamProblem};
+use crate::{ContractError, ParamProblem, ShardSpec};
 use clap::{Arg, ArgAction, Command};
 use std::path::PathBuf;
 
@@ -14,6 +14,10 @@ pub struct StageArgs {
     pub describe: bool,
     /// `--check`: validate the params, print a [`crate::CheckReport`] and exit.
     pub check: bool,
+    /// `--shard I/N`: compute only shard I of N (see [`crate::shard`]).
+    pub shard: Option<ShardSpec>,
+    /// `--merge-shards DIR`: assemble the output from the finished shards in `DIR/0 .. DIR/N-1`.
+    pub merge_shards: Option<PathBuf>,
 }
 
 impl StageArgs {
@@ -64,6 +68,22 @@ impl StageArgs {
                         "Validate the params (no --out or inputs needed), print {\"ok\": ..} as JSON, then exit",
                     ),
             )
+            .arg(
+                Arg::new("shard")
+                    .long("shard")
+                    .value_name("I/N")
+                    .value_parser(|s: &str| s.parse::<ShardSpec>().map_err(|e| e.to_string()))
+                    .conflicts_with_all(["describe", "check", "merge-shards"])
+                    .help("Compute only shard I of N (0 <= I < N) into --out, for a later --merge-shards"),
+            )
+            .arg(
+                Arg::new("merge-shards")
+                    .long("merge-shards")
+                    .value_name("SHARDS_DIR")
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .conflicts_with_all(["describe", "check"])
+                    .help("Assemble --out from the shard outputs SHARDS_DIR/0 .. SHARDS_DIR/N-1 (same inputs and params as the shard tasks)"),
+            )
     }
 
     /// Parses `std::env::args()` for a stage of the given kind.
@@ -106,6 +126,8 @@ impl StageArgs {
             params,
             describe: m.get_flag("describe"),
             check: m.get_flag("check"),
+            shard: m.get_one::<ShardSpec>("shard").copied(),
+            merge_shards: m.get_one::<PathBuf>("merge-shards").cloned(),
         })
     }
 

@@ -6,6 +6,8 @@
 //! STAGE --out DIR [--input NAME=PATH]... [--param KEY=VALUE]... [--params FILE]
 //! STAGE --describe
 //! STAGE --check [--param KEY=VALUE]... [--params FILE]
+//! STAGE --shard I/N --out DIR_I [--input NAME=PATH]... [--params FILE]      (shardable stages)
+//! STAGE --merge-shards SHARDS_DIR --out DIR [--input NAME=PATH]... [--params FILE]
 //! ```
 //!
 //! * `--out DIR`: where the stage's outputs go. The stage writes into a private sibling staging
@@ -27,6 +29,24 @@
 //!   cannot be read or is not a mapping. The runner checks every node this way before anything
 //!   runs, and a normal run validates the same way before it starts.
 //!
+//! * `--shard I/N` (`0 <= I < N`) and `--merge-shards SHARDS_DIR`: a data-parallel run, for
+//!   stages whose description says `"shardable": true` (e.g. one Slurm array task per shard).
+//!   A shard task computes only shard `I`'s items (a contiguous range, [`ShardSpec::range`],
+//!   aligned to the stage's Zarr chunking) into `DIR_I` exactly as `--out` works (staging
+//!   folder, rename on success; `DIR_I` must not exist), and writes `DIR_I/shard.json`
+//!   ([`ShardRecord`]: `{"kind", "index", "count", "params", "data"}`, `data` being what the
+//!   stage's merge needs). `N` may exceed the number of items; the extra shards are empty and
+//!   succeed. The merge, given the same inputs and params, checks that `SHARDS_DIR/0` ..
+//!   `SHARDS_DIR/(N-1)` all hold a `shard.json` of this stage, of count `N` and of the same
+//!   params (naming every missing or unfinished shard otherwise, and saying to rerun those
+//!   tasks), assembles `DIR` from their files by hard link (so the shards stay intact and a
+//!   failed merge can be rerun; the runner may delete `SHARDS_DIR` afterwards), writes what
+//!   depends on all items (array metadata, tables, metrics, previews) and renames `DIR` into
+//!   place. `DIR` is byte-identical to an unsharded `--out DIR` run with the same inputs and
+//!   params. The two flags exclude each other and `--describe` / `--check`; a stage that is
+//!   not shardable rejects them with an error naming it. Progress lines work in shard tasks as
+//!   in any run (their totals count the shard's items).
+//!
 //! Progress: when the environment has `UDA_PROGRESS=jsonl` (the runner sets it), progress goes to
 //! stderr as lines `{"uda_progress":{"label":..,"done":..,"total":..}}`; otherwise a progress bar.
 //! Metrics a stage wants shown by `uda-pipe show` go to `DIR/metrics.json` (a flat JSON object),
@@ -36,11 +56,13 @@ mod args;
 mod check;
 mod errors;
 mod progress;
+pub mod shard;
 
 pub use args::{StageArgs, parse_assignment};
 pub use check::{CheckReport, ParamProblem, ParamProblems, check_params};
 pub use errors::error_text;
 pub use progress::{Progress, ProgressMode, ProgressUpdate, parse_progress_line};
+pub use shard::{SHARD_FILE, Shard, ShardError, ShardRecord, ShardSpec};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -159,6 +181,8 @@ pub struct StageDescription {
     /// Whether the binary answers `--check` (every stage built on this crate does; a stage in
     /// another language may leave it out, and the runner then checks only the params' types).
     pub checks: bool,
+    /// Whether the binary takes `--shard I/N` and `--merge-shards DIR` (see the crate docs).
+    pub shardable: bool,
 }
 
 /// A stage: typed params, declared inputs/outputs, and the work.
@@ -181,6 +205,38 @@ pub trait Stage {
         Ok(())
     }
 
+    /// Whether the stage implements [`Stage::run_shard`] and [`Stage::merge_shards`]; the
+    /// contract refuses `--shard` / `--merge-shards` for a stage that does not.
+    const SHARDABLE: bool = false;
+
+    /// Computes shard `shard`'s items into `ctx.out_dir()` (a shard task, `--shard I/N`) and
+    /// returns what [`Stage::merge_shards`] will need from it ([`ShardRecord::data`]); the
+    /// contract writes `shard.json` around it. Only called when [`Stage::SHARDABLE`].
+    fn run_shard(
+        _ctx: &StageContext,
+        _params: &Self::Params,
+        _shard: ShardSpec,
+    ) -> anyhow::Result<serde_json::Value> {
+        Err(ShardError::NotShardable {
+            kind: Self::KIND.into(),
+        }
+        .into())
+    }
+
+    /// Assembles the whole output in `ctx.out_dir()` from `shards` (every shard of the array,
+    /// checked and in index order), byte-identical to what [`Stage::run`] writes. Only called
+    /// when [`Stage::SHARDABLE`].
+    fn merge_shards(
+        _ctx: &StageContext,
+        _params: &Self::Params,
+        _shards: &[Shard],
+    ) -> anyhow::Result<()> {
+        Err(ShardError::NotShardable {
+            kind: Self::KIND.into(),
+        }
+        .into())
+    }
+
     fn describe() -> StageDescription {
         StageDescription {
             kind: Self::KIND,
@@ -189,6 +245,7 @@ pub trait Stage {
             outputs: Self::outputs(),
             params: serde_json::to_value(Self::Params::default()).unwrap_or_default(),
             checks: true,
+            shardable: Self::SHARDABLE,
         }
     }
 }
@@ -332,11 +389,23 @@ pub fn stage_main_from<S: Stage>(
     }
 }
 
-/// Runs a stage with parsed arguments (what [`stage_main`] does after parsing).
+/// Runs a stage with parsed arguments (what [`stage_main`] does after parsing): a whole run,
+/// a shard task (`--shard`) or a merge (`--merge-shards`).
 pub fn run_stage<S: Stage>(args: &StageArgs) -> anyhow::Result<()> {
     let Some(out) = args.out.clone() else {
         anyhow::bail!("--out DIR is required (the folder the stage's outputs go to)");
     };
+    if args.shard.is_some() && args.merge_shards.is_some() {
+        anyhow::bail!(
+            "--shard and --merge-shards exclude each other: run each shard task with --shard I/N, then one --merge-shards"
+        );
+    }
+    if (args.shard.is_some() || args.merge_shards.is_some()) && !S::SHARDABLE {
+        return Err(ShardError::NotShardable {
+            kind: S::KIND.into(),
+        }
+        .into());
+    }
     let params_value = args.params_value(S::KIND)?;
     let params: S::Params = params_from_value(S::KIND, params_value)?;
     S::validate(&params).map_err(|problems| ContractError::InvalidParams {
@@ -347,7 +416,42 @@ pub fn run_stage<S: Stage>(args: &StageArgs) -> anyhow::Result<()> {
     if out.exists() {
         return Err(ContractError::OutExists(out).into());
     }
-    let staging = staging_path(&out);
+    // Typed and re-serialised: what shard tasks record and the merge compares.
+    let normalised = || serde_json::to_value(&params).expect("params serialise");
+    let shards = args
+        .merge_shards
+        .as_deref()
+        .map(|dir| shard::read_shards(S::KIND, dir, &normalised()))
+        .transpose()?;
+    in_staging(S::KIND, inputs, &out, |ctx| {
+        match (args.shard, &shards) {
+            (Some(spec), _) => {
+                let data = S::run_shard(ctx, &params, spec)?;
+                ShardRecord {
+                    kind: S::KIND.into(),
+                    index: spec.index,
+                    count: spec.count,
+                    params: normalised(),
+                    data,
+                }
+                .write(ctx.out_dir())?;
+            }
+            (None, Some(shards)) => S::merge_shards(ctx, &params, shards)?,
+            (None, None) => S::run(ctx, &params)?,
+        }
+        Ok(())
+    })
+}
+
+/// Runs `work` with a context whose output folder is a fresh staging sibling of `out`, renamed
+/// to `out` when `work` succeeds and removed when it fails.
+fn in_staging(
+    kind: &'static str,
+    inputs: BTreeMap<String, PathBuf>,
+    out: &Path,
+    work: impl FnOnce(&StageContext) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let staging = staging_path(out);
     if staging.exists() {
         std::fs::remove_dir_all(&staging).ok();
     }
@@ -356,16 +460,16 @@ pub fn run_stage<S: Stage>(args: &StageArgs) -> anyhow::Result<()> {
         source,
     })?;
     let ctx = StageContext {
-        kind: S::KIND,
+        kind,
         inputs,
         out: staging.clone(),
         progress_mode: ProgressMode::from_env(),
     };
-    if let Err(e) = S::run(&ctx, &params) {
+    if let Err(e) = work(&ctx) {
         std::fs::remove_dir_all(&staging).ok();
         return Err(e);
     }
-    std::fs::rename(&staging, &out).map_err(|source| ContractError::Io {
+    std::fs::rename(&staging, out).map_err(|source| ContractError::Io {
         context: format!(
             "moving {} into place as {}",
             staging.display(),

@@ -261,3 +261,216 @@ fn progress_lines_round_trip() {
     assert_eq!((u.done, u.total, u.label.as_str()), (3, 10, "resize"));
     assert!(parse_progress_line("plain log line").is_none());
 }
+
+/// A shardable stage: item `i` is the `i`-th file (by name) of input `data`; the output is one
+/// upper-cased copy per item and `all.txt` (every name, in order), which depends on all items.
+struct Upper;
+impl Upper {
+    fn names(ctx: &StageContext) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(ctx.input("data").unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+    fn compute(ctx: &StageContext, shard: ShardSpec) -> Vec<String> {
+        let names = Self::names(ctx);
+        let range = shard.range(names.len(), 2);
+        let progress = ctx.progress("upper", range.len() as u64);
+        std::fs::create_dir_all(ctx.out_path("items")).unwrap();
+        for name in &names[range.clone()] {
+            let text = std::fs::read_to_string(ctx.input("data").unwrap().join(name)).unwrap();
+            std::fs::write(ctx.out_path("items").join(name), text.to_uppercase()).unwrap();
+            progress.inc(1);
+        }
+        names[range].to_vec()
+    }
+    fn finish(ctx: &StageContext, names: &[String]) {
+        std::fs::write(ctx.out_path("all.txt"), names.join("\n")).unwrap();
+    }
+}
+impl Stage for Upper {
+    const KIND: &'static str = "upper";
+    const DOC: &'static str = "upper-cases files";
+    const SHARDABLE: bool = true;
+    type Params = EchoParams;
+    fn inputs() -> Vec<InputSpec> {
+        vec![InputSpec::required("data", "a folder of text files")]
+    }
+    fn outputs() -> Vec<OutputSpec> {
+        vec![OutputSpec::new("items", "the files, upper-cased")]
+    }
+    fn run(ctx: &StageContext, _: &EchoParams) -> anyhow::Result<()> {
+        let names = Self::compute(ctx, ShardSpec::WHOLE);
+        Self::finish(ctx, &names);
+        Ok(())
+    }
+    fn run_shard(
+        ctx: &StageContext,
+        _: &EchoParams,
+        shard: ShardSpec,
+    ) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::json!(Self::compute(ctx, shard)))
+    }
+    fn merge_shards(ctx: &StageContext, _: &EchoParams, shards: &[Shard]) -> anyhow::Result<()> {
+        let mut names = Vec::new();
+        for s in shards {
+            shard::link_tree(&s.dir, ctx.out_dir(), &|p| p == Path::new(SHARD_FILE))?;
+            names.extend(s.data::<Vec<String>>()?);
+        }
+        Self::finish(ctx, &names);
+        Ok(())
+    }
+}
+
+fn upper_args(v: &[&str]) -> StageArgs {
+    StageArgs::try_parse_from_iter(
+        "upper",
+        "",
+        std::iter::once("upper").chain(v.iter().copied()),
+    )
+    .unwrap()
+}
+
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push((
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn shard_tasks_and_merge_give_the_unsharded_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for (i, name) in ["e", "a", "d", "b", "c"].iter().enumerate() {
+        std::fs::write(data.join(name), format!("{name}{i}")).unwrap();
+    }
+    let input = format!("data={}", data.display());
+    let whole = dir.path().join("whole");
+    run_stage::<Upper>(&upper_args(&[
+        "--out",
+        whole.to_str().unwrap(),
+        "--input",
+        &input,
+    ]))
+    .unwrap();
+    assert_eq!(tree(&whole).len(), 6);
+    for count in [1usize, 2, 3, 7] {
+        let shards = dir.path().join(format!("shards{count}"));
+        for index in 0..count {
+            let out = shards.join(index.to_string());
+            let spec = format!("{index}/{count}");
+            let a = upper_args(&[
+                "--shard",
+                &spec,
+                "--out",
+                out.to_str().unwrap(),
+                "--input",
+                &input,
+            ]);
+            run_stage::<Upper>(&a).unwrap();
+            let record: ShardRecord =
+                serde_json::from_slice(&std::fs::read(out.join(SHARD_FILE)).unwrap()).unwrap();
+            assert_eq!((record.index, record.count), (index, count));
+            assert_eq!(
+                record.params["beta"],
+                serde_json::json!(0.01),
+                "defaults spelled out"
+            );
+        }
+        let merged = dir.path().join(format!("merged{count}"));
+        let a = upper_args(&[
+            "--merge-shards",
+            shards.to_str().unwrap(),
+            "--out",
+            merged.to_str().unwrap(),
+            "--input",
+            &input,
+        ]);
+        run_stage::<Upper>(&a).unwrap();
+        assert_eq!(tree(&merged), tree(&whole), "{count} shards");
+    }
+
+    // A missing shard is named, and nothing is written.
+    std::fs::remove_dir_all(dir.path().join("shards3/1")).unwrap();
+    let out = dir.path().join("incomplete");
+    let e = run_stage::<Upper>(&upper_args(&[
+        "--merge-shards",
+        dir.path().join("shards3").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--input",
+        &input,
+    ]))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("1 of 3 shards missing or unfinished: 1 (no folder"),
+        "{e}"
+    );
+    assert!(!out.exists());
+    // Other params than the shards'.
+    let e = run_stage::<Upper>(&upper_args(&[
+        "--merge-shards",
+        dir.path().join("shards2").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--input",
+        &input,
+        "-p",
+        "beta=0.5",
+    ]))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("beta: shard 0.01 vs merge 0.5"), "{e}");
+}
+
+#[test]
+fn sharding_flags_are_refused_where_they_do_not_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let out = dir.path().join("out");
+    let input = format!("data={}", data.display());
+    for flags in [["--shard", "0/2"], ["--merge-shards", "/tmp"]] {
+        let mut v = vec!["--out", out.to_str().unwrap(), "--input", &input];
+        v.extend(flags);
+        let e = run_stage::<Echo>(&args(&v)).unwrap_err().to_string();
+        assert!(e.contains("stage echo is not shardable"), "{e}");
+    }
+    assert!(!out.exists());
+    for bad in [
+        &["--shard", "0/2", "--merge-shards", "/tmp"][..],
+        &["--shard", "0/2", "--describe"],
+        &["--shard", "0/2", "--check"],
+        &["--merge-shards", "/tmp", "--describe"],
+        &["--merge-shards", "/tmp", "--check"],
+        &["--shard", "2/2"],
+    ] {
+        let argv = std::iter::once("upper").chain(bad.iter().copied());
+        assert!(
+            StageArgs::try_parse_from_iter("upper", "", argv).is_err(),
+            "{bad:?} accepted"
+        );
+    }
+    assert!(Upper::describe().shardable);
+    assert!(!Echo::describe().shardable);
+    let json = serde_json::to_value(Echo::describe()).unwrap();
+    assert_eq!(json["shardable"], serde_json::json!(false));
+}
