@@ -4,7 +4,9 @@
 //! * [`venv_python`]: the project virtualenv's Python, which the parity tests run to compute
 //!   their references (torch, numpy, Pillow, scikit-image).
 //! * [`synthetic`]: small street-like ImageSets a model learns in a few iterations.
+//! * [`shards`]: a stage binary run as shard tasks plus a merge, and byte-wise folder comparison.
 
+pub mod shards;
 pub mod synthetic;
 
 use std::path::PathBuf;

@@ -4,6 +4,13 @@
 //! label maps with nearest neighbour, label ids mapped to train ids (255 = ignore). The work is
 //! streamed shard by shard, with shards processed in parallel by rayon, so memory is bounded by
 //! `threads × images_per_shard` images whatever the dataset size.
+//!
+//! Shardable (`--shard I/N`, `--merge-shards DIR`; see `uda_stage`): the images (after `limit`)
+//! are split into `N` contiguous ranges of whole Zarr shards (`images_per_shard` images), so each
+//! task writes its own chunk files of `images.zarr` / `labels.zarr` and records its manifest rows
+//! and ignored-pixel count in `shard.json`. The merge links the chunk files into place and
+//! writes the array metadata, `manifest.parquet`, the previews and `metrics.json`: the folder is
+//! byte-identical to an unsharded run's.
 
 mod manifest;
 mod process;
@@ -17,7 +24,10 @@ use std::sync::atomic::Ordering;
 use uda_data::datasets::{DatasetKind, LabelPolicy, list_samples};
 use uda_data::imageset::{IMAGES, LABELS, MANIFEST};
 use uda_data::zarr::{ArrayLayout, ImageArrayWriter};
-use uda_stage::{InputSpec, OutputSpec, ParamProblem, ParamProblems, Stage, StageContext};
+use uda_stage::shard::link_tree;
+use uda_stage::{
+    InputSpec, OutputSpec, ParamProblem, ParamProblems, Shard, ShardSpec, Stage, StageContext,
+};
 
 /// Keeps freed memory in the process instead of returning it to the kernel. Large blocks freed
 /// while a shard is processed (decoder internals, zarrs' encoded chunks) otherwise make glibc
@@ -121,110 +131,207 @@ impl Stage for PreprocessResize {
         problems.into_result()
     }
 
+    const SHARDABLE: bool = true;
+
     fn run(ctx: &StageContext, p: &PreprocessParams) -> anyhow::Result<()> {
-        let [height, width] = p.size;
-        let root = ctx.input("root")?;
-        let mut samples = list_samples(p.dataset, root, &p.split, p.labels)?;
-        if p.limit > 0 {
-            samples.truncate(p.limit);
-        }
-        let n = samples.len();
-        let layout = ArrayLayout {
-            len: n,
-            height,
-            width,
-            channels: 3,
-            images_per_shard: p.images_per_shard,
-        };
-        let images = ImageArrayWriter::create(&ctx.out_path(IMAGES), layout)?;
-        let labels = match p.labels {
-            LabelPolicy::Required => Some(ImageArrayWriter::create(
-                &ctx.out_path(LABELS),
-                ArrayLayout {
-                    channels: 1,
-                    ..layout
-                },
-            )?),
-            LabelPolicy::None => None,
-        };
-        let progress = ctx.progress("resize", n as u64);
-        let ignored = std::sync::atomic::AtomicU64::new(0);
-        let (image_len, label_len) = (layout.image_len(), height * width);
-        // One shard per task: each task owns its shard's buffers and writes it whole.
-        let rows: Vec<Vec<manifest::Row>> = (0..images.shard_count())
-            .into_par_iter()
-            .map(|shard| -> anyhow::Result<Vec<manifest::Row>> {
-                let range = images.shard_range(shard);
-                // Whole-shard buffers, zeroed by the allocator (fresh pages): samples are resized
-                // straight into their slots, and a last, partial shard's padding is never touched.
-                let mut img_buf = vec![0u8; p.images_per_shard * image_len];
-                let mut lab_buf = labels
-                    .as_ref()
-                    .map(|_| vec![0u8; p.images_per_shard * label_len]);
-                // Each sample's label slot, or None for every sample when labels are not read.
-                let lab_slots = lab_buf
-                    .iter_mut()
-                    .flat_map(|b| b.chunks_mut(label_len))
-                    .map(Some)
-                    .chain(std::iter::repeat_with(|| None));
-                let jobs: Vec<_> = range
-                    .clone()
-                    .zip(img_buf.chunks_mut(image_len))
-                    .zip(lab_slots)
-                    .collect();
-                // Images of one shard are decoded in parallel too: a dataset of one or a few
-                // shards (or the last, partial one) would otherwise keep all but one thread idle.
-                let infos: Vec<SampleInfo> = jobs
-                    .into_par_iter()
-                    .map(|((i, img), lab)| {
-                        let info = process_sample_into(
-                            &samples[i],
-                            height,
-                            width,
-                            p.interpolation,
-                            img,
-                            lab,
-                        );
-                        progress.inc(1);
-                        info
-                    })
-                    .collect::<Result<_, _>>()?;
-                let rows = range
-                    .zip(&infos)
-                    .map(|(i, info)| {
-                        ignored.fetch_add(info.ignored_pixels, Ordering::Relaxed);
-                        manifest::Row::new(i, root, &samples[i], info)
-                    })
-                    .collect();
-                images.write_shard(shard, &img_buf)?;
-                if let (Some(labels), Some(lab_buf)) = (&labels, &lab_buf) {
-                    labels.write_shard(shard, lab_buf)?;
-                }
-                Ok(rows)
-            })
-            .collect::<anyhow::Result<_>>()?;
-        progress.finish();
-        let rows: Vec<manifest::Row> = rows.into_iter().flatten().collect();
-        manifest::write(&ctx.out_path(MANIFEST), &rows)?;
+        let part = compute(ctx, p, ShardSpec::WHOLE)?;
+        finish(ctx, p, part.items, &part.rows, part.ignored)
+    }
 
-        let images = images.finish()?;
-        let labels = labels.map(ImageArrayWriter::finish).transpose()?;
-        write_previews(ctx, &images, labels.as_ref(), p.previews.min(n))?;
+    fn run_shard(
+        ctx: &StageContext,
+        p: &PreprocessParams,
+        shard: ShardSpec,
+    ) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::to_value(compute(ctx, p, shard)?)?)
+    }
 
-        let mut metrics = BTreeMap::new();
-        metrics.insert("images".to_string(), serde_json::json!(n));
-        metrics.insert("height".to_string(), serde_json::json!(height));
-        metrics.insert("width".to_string(), serde_json::json!(width));
-        if labels.is_some() {
-            let fraction = ignored.into_inner() as f64 / (n * height * width).max(1) as f64;
-            metrics.insert(
-                "ignored_pixel_fraction".to_string(),
-                serde_json::json!(fraction),
+    fn merge_shards(
+        ctx: &StageContext,
+        p: &PreprocessParams,
+        shards: &[Shard],
+    ) -> anyhow::Result<()> {
+        let parts = shards
+            .iter()
+            .map(|s| s.data::<Part>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let items = parts.first().map_or(0, |part| part.items);
+        for (shard, part) in shards.iter().zip(&parts) {
+            let expected = shard.spec.range(items, p.images_per_shard);
+            anyhow::ensure!(
+                part.items == items
+                    && (part.start..part.end) == expected
+                    && part.rows.len() == expected.len(),
+                "{}: shard {} holds images {}..{} of {} but should hold {expected:?} of {items}; were the shards run on the same input?",
+                shard.dir.display(),
+                shard.spec,
+                part.start,
+                part.end,
+                part.items
             );
         }
-        ctx.write_metrics(&metrics)?;
-        Ok(())
+        // Fresh array metadata, then every shard's chunk files (each chunk is one shard's).
+        create_writers(ctx, p, items)?;
+        for shard in shards {
+            for name in [IMAGES, LABELS] {
+                let from = shard.dir.join(name);
+                if from.is_dir() {
+                    link_tree(&from, &ctx.out_path(name), &|rel| {
+                        rel == std::path::Path::new("zarr.json")
+                    })?;
+                }
+            }
+        }
+        let rows: Vec<manifest::Row> = parts.iter().flat_map(|part| part.rows.clone()).collect();
+        let ignored = parts.iter().map(|part| part.ignored).sum();
+        finish(ctx, p, items, &rows, ignored)
     }
+}
+
+/// What one shard (or the whole run) computed: its images' manifest rows and ignored-pixel
+/// count; the arrays' chunk files lie in its output folder.
+#[derive(Debug, Serialize, Deserialize)]
+struct Part {
+    /// Images in the whole dataset (after `limit`).
+    items: usize,
+    start: usize,
+    end: usize,
+    rows: Vec<manifest::Row>,
+    ignored: u64,
+}
+
+/// The image (and label) array writers of the whole dataset in `ctx`'s output folder.
+fn create_writers(
+    ctx: &StageContext,
+    p: &PreprocessParams,
+    n: usize,
+) -> anyhow::Result<(ImageArrayWriter, Option<ImageArrayWriter>)> {
+    let [height, width] = p.size;
+    let layout = ArrayLayout {
+        len: n,
+        height,
+        width,
+        channels: 3,
+        images_per_shard: p.images_per_shard,
+    };
+    let images = ImageArrayWriter::create(&ctx.out_path(IMAGES), layout)?;
+    let labels = match p.labels {
+        LabelPolicy::Required => Some(ImageArrayWriter::create(
+            &ctx.out_path(LABELS),
+            ArrayLayout {
+                channels: 1,
+                ..layout
+            },
+        )?),
+        LabelPolicy::None => None,
+    };
+    Ok((images, labels))
+}
+
+/// Resizes the images of `shard`'s range (aligned to `images_per_shard`, so each Zarr shard file
+/// is written by one task) into arrays shaped for the whole dataset.
+fn compute(ctx: &StageContext, p: &PreprocessParams, shard: ShardSpec) -> anyhow::Result<Part> {
+    let [height, width] = p.size;
+    let root = ctx.input("root")?;
+    let mut samples = list_samples(p.dataset, root, &p.split, p.labels)?;
+    if p.limit > 0 {
+        samples.truncate(p.limit);
+    }
+    let n = samples.len();
+    let range = shard.range(n, p.images_per_shard);
+    let (images, labels) = create_writers(ctx, p, n)?;
+    let progress = ctx.progress("resize", range.len() as u64);
+    let ignored = std::sync::atomic::AtomicU64::new(0);
+    let (image_len, label_len) = (images.layout().image_len(), height * width);
+    let zarr_shards = range.start / p.images_per_shard..range.end.div_ceil(p.images_per_shard);
+    // One shard per task: each task owns its shard's buffers and writes it whole.
+    let rows: Vec<Vec<manifest::Row>> = zarr_shards
+        .into_par_iter()
+        .map(|shard| -> anyhow::Result<Vec<manifest::Row>> {
+            let range = images.shard_range(shard);
+            // Whole-shard buffers, zeroed by the allocator (fresh pages): samples are resized
+            // straight into their slots, and a last, partial shard's padding is never touched.
+            let mut img_buf = vec![0u8; p.images_per_shard * image_len];
+            let mut lab_buf = labels
+                .as_ref()
+                .map(|_| vec![0u8; p.images_per_shard * label_len]);
+            // Each sample's label slot, or None for every sample when labels are not read.
+            let lab_slots = lab_buf
+                .iter_mut()
+                .flat_map(|b| b.chunks_mut(label_len))
+                .map(Some)
+                .chain(std::iter::repeat_with(|| None));
+            let jobs: Vec<_> = range
+                .clone()
+                .zip(img_buf.chunks_mut(image_len))
+                .zip(lab_slots)
+                .collect();
+            // Images of one shard are decoded in parallel too: a dataset of one or a few
+            // shards (or the last, partial one) would otherwise keep all but one thread idle.
+            let infos: Vec<SampleInfo> = jobs
+                .into_par_iter()
+                .map(|((i, img), lab)| {
+                    let info =
+                        process_sample_into(&samples[i], height, width, p.interpolation, img, lab);
+                    progress.inc(1);
+                    info
+                })
+                .collect::<Result<_, _>>()?;
+            let rows = range
+                .zip(&infos)
+                .map(|(i, info)| {
+                    ignored.fetch_add(info.ignored_pixels, Ordering::Relaxed);
+                    manifest::Row::new(i, root, &samples[i], info)
+                })
+                .collect();
+            images.write_shard(shard, &img_buf)?;
+            if let (Some(labels), Some(lab_buf)) = (&labels, &lab_buf) {
+                labels.write_shard(shard, lab_buf)?;
+            }
+            Ok(rows)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    progress.finish();
+    Ok(Part {
+        items: n,
+        start: range.start,
+        end: range.end,
+        rows: rows.into_iter().flatten().collect(),
+        ignored: ignored.into_inner(),
+    })
+}
+
+/// What depends on every image: the manifest, the previews (of the first images) and the
+/// metrics, from the complete arrays in `ctx`'s output folder.
+fn finish(
+    ctx: &StageContext,
+    p: &PreprocessParams,
+    n: usize,
+    rows: &[manifest::Row],
+    ignored: u64,
+) -> anyhow::Result<()> {
+    let [height, width] = p.size;
+    manifest::write(&ctx.out_path(MANIFEST), rows)?;
+    let images = uda_data::ImageArray::open(&ctx.out_path(IMAGES))?;
+    let labels = match p.labels {
+        LabelPolicy::Required => Some(uda_data::ImageArray::open(&ctx.out_path(LABELS))?),
+        LabelPolicy::None => None,
+    };
+    write_previews(ctx, &images, labels.as_ref(), p.previews.min(n))?;
+
+    let mut metrics = BTreeMap::new();
+    metrics.insert("images".to_string(), serde_json::json!(n));
+    metrics.insert("height".to_string(), serde_json::json!(height));
+    metrics.insert("width".to_string(), serde_json::json!(width));
+    if labels.is_some() {
+        let fraction = ignored as f64 / (n * height * width).max(1) as f64;
+        metrics.insert(
+            "ignored_pixel_fraction".to_string(),
+            serde_json::json!(fraction),
+        );
+    }
+    ctx.write_metrics(&metrics)?;
+    Ok(())
 }
 
 fn write_previews(

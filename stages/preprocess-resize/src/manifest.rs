@@ -17,7 +17,8 @@ use std::path::Path;
 use std::sync::Arc;
 use uda_data::datasets::Sample;
 
-#[derive(Debug, Clone)]
+/// One manifest row; serialised into a shard's `shard.json` so the merge writes the manifest.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Row {
     index: u32,
     name: String,

@@ -231,3 +231,112 @@ fn bad_params_name_the_key() {
     let (ok, err) = preprocess(&root, &d.path().join("o"), &["-p", "dataset=kitti"]);
     assert!(!ok && err.contains("kitti"), "{err}");
 }
+
+/// The inputs and params of the sharding tests: 7 images in Zarr shards of 2 (4 chunks).
+fn shard_test_args(root: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--input".to_string(),
+        format!("root={}", root.display()),
+        "-p".into(),
+        "size=[8, 12]".into(),
+        "-p".into(),
+        "images_per_shard=2".into(),
+        "-p".into(),
+        "previews=3".into(),
+    ]
+    .into();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+#[test]
+fn shard_tasks_and_merge_write_the_unsharded_folder_byte_for_byte() {
+    use uda_testing::shards::{differences, run, run_sharded, tree};
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("gta5");
+    write_gta5(&root, 7, 16, 24);
+    let bin = Path::new(BIN);
+    for (name, extra) in [
+        ("labels", &[][..]),
+        ("nolabels", &["-p", "labels=none"][..]),
+    ] {
+        let args = shard_test_args(&root, extra);
+        let whole = d.path().join(format!("{name}-whole"));
+        let mut whole_args = vec!["--out".to_string(), whole.display().to_string()];
+        whole_args.extend(args.clone());
+        run(bin, &whole_args).unwrap();
+        let files = tree(&whole);
+        // zarr.json + 4 chunks per array, manifest, metrics, 3 previews.
+        let arrays = if name == "labels" { 2 } else { 1 };
+        assert_eq!(
+            files.len(),
+            5 * arrays + 5,
+            "{:?}",
+            files.iter().map(|f| &f.0).collect::<Vec<_>>()
+        );
+        // 3 shards (chunks 1 + 1 + 2) and 6 shards (more than the 4 chunks: 2 empty).
+        for count in [3, 6] {
+            let shards = d.path().join(format!("{name}-shards{count}"));
+            let merged = d.path().join(format!("{name}-merged{count}"));
+            let logs = run_sharded(bin, &args, &shards, &merged, count).unwrap();
+            assert_eq!(
+                differences(&whole, &merged),
+                Vec::<String>::new(),
+                "{name}, {count} shards"
+            );
+            assert!(
+                logs[count - 1].contains(r#""uda_progress""#),
+                "{}",
+                logs[count - 1]
+            );
+            let record: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(shards.join("0/shard.json")).unwrap())
+                    .unwrap();
+            assert_eq!(
+                (record["index"].as_u64(), record["count"].as_u64()),
+                (Some(0), Some(count as u64))
+            );
+        }
+    }
+}
+
+#[test]
+fn a_merge_with_a_missing_shard_names_it_and_writes_nothing() {
+    use uda_testing::shards::{merge, run_sharded};
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("gta5");
+    write_gta5(&root, 7, 16, 24);
+    let args = shard_test_args(&root, &[]);
+    let shards = d.path().join("shards");
+    run_sharded(Path::new(BIN), &args, &shards, &d.path().join("merged"), 3).unwrap();
+    std::fs::remove_dir_all(shards.join("2")).unwrap();
+    std::fs::remove_file(shards.join("0/shard.json")).unwrap();
+    let out = d.path().join("again");
+    let err = merge(Path::new(BIN), &args, &shards, &out).unwrap_err();
+    assert!(err.contains("2 of 3 shards missing or unfinished"), "{err}");
+    assert!(
+        err.contains("0 (no shard.json") && err.contains("2 (no folder"),
+        "{err}"
+    );
+    assert!(err.contains("--shard I/3"), "{err}");
+    assert!(!out.exists());
+    // Other params than the tasks': refused, naming the param.
+    let other = shard_test_args(&root, &["-p", "previews=1"]);
+    run_sharded(
+        Path::new(BIN),
+        &other,
+        &d.path().join("s2"),
+        &d.path().join("m2"),
+        2,
+    )
+    .unwrap();
+    let err = merge(Path::new(BIN), &args, &d.path().join("s2"), &out).unwrap_err();
+    assert!(err.contains("previews: shard 1 vs merge 3"), "{err}");
+}
+
+#[test]
+fn describe_says_shardable() {
+    let out = Command::new(BIN).arg("--describe").output().unwrap();
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["shardable"], serde_json::json!(true));
+}
