@@ -121,6 +121,12 @@ impl ConfusionMatrix {
         }
     }
 
+    /// The matrix with these [`ConfusionMatrix::rows`] and [`ConfusionMatrix::ignored_pixels`]:
+    /// how a matrix saved elsewhere (a sharded evaluation's per-image counts) is read back.
+    pub fn from_counts(counts: [[u64; COLUMNS]; NUM_CLASSES], ignored: u64) -> Self {
+        Self { counts, ignored }
+    }
+
     /// The matrix of one pair of train-id maps (same length, row-major, any shape).
     pub fn from_maps(gt: &[u8], pred: &[u8]) -> Result<Self> {
         let mut m = Self::new();
@@ -337,6 +343,11 @@ mod tests {
             assert_eq!(m.rows(), &counts, "n = {n}");
             assert_eq!(m.ignored_pixels(), ignored);
             assert_eq!(m.valid_pixels() + m.ignored_pixels(), n as u64);
+            assert_eq!(
+                ConfusionMatrix::from_counts(*m.rows(), m.ignored_pixels()),
+                m,
+                "read back from its counts"
+            );
         }
     }
 
