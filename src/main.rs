@@ -294,6 +294,22 @@ struct RunArgs {
     /// Keep starting independent stages after one failed.
     #[arg(short = 'k', long)]
     keep_going: bool,
+    /// Where stages run (default: the pipeline's `executor:`, else $UDA_EXECUTOR, else local).
+    #[arg(long, value_enum)]
+    executor: Option<ExecutorArg>,
+    /// A Slurm setting, over the pipeline's `executor: {slurm: ...}` block
+    /// (partition, account, qos, sbatch, prologue, poll_interval_s, max_retries, default_memory_gb).
+    #[arg(long = "slurm-opt", value_name = "KEY=VALUE")]
+    slurm_opts: Vec<String>,
+    /// Array tasks for every shardable stage on Slurm (over each stage's resources.shards).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    shards: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExecutorArg {
+    Local,
+    Slurm,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -559,16 +575,43 @@ fn training_of(dir: &std::path::Path) -> Option<uda_report::Training> {
     })
 }
 
-/// Stages start through this very binary (`uda-pipe __stage-exec`) so their peak memory is exact.
-fn executor() -> anyhow::Result<LocalExecutor> {
+/// The executor the run asked for: `--executor`, else `UDA_EXECUTOR`, else the pipeline's
+/// `executor:`, else local. Stages start through this very binary (`uda-pipe __stage-exec`) so
+/// their peak memory and exit status are exact, here or on a Slurm node.
+fn executor(
+    a: &RunArgs,
+    file: Option<&serde_json::Value>,
+) -> anyhow::Result<Box<dyn uda_runner::executor::Executor>> {
+    use uda_runner::slurm::{ExecutorKind, SlurmConfig, config};
     let exe = std::env::current_exe().context("locating the uda-pipe executable")?;
-    Ok(LocalExecutor::with_trampoline(exe))
+    let (file_kind, mut slurm) = match file {
+        Some(v) => config::parse_executor_block(v).map_err(|m| anyhow::anyhow!("executor: {m}"))?,
+        None => (ExecutorKind::Local, SlurmConfig::default()),
+    };
+    let env = std::env::var(config::EXECUTOR_ENV)
+        .ok()
+        .filter(|s| !s.is_empty());
+    let kind = match (a.executor, env) {
+        (Some(ExecutorArg::Local), _) => ExecutorKind::Local,
+        (Some(ExecutorArg::Slurm), _) => ExecutorKind::Slurm,
+        (None, Some(e)) => ExecutorKind::parse(&e)
+            .map_err(|m| anyhow::anyhow!("{}={e}: {m}", config::EXECUTOR_ENV))?,
+        (None, None) => file_kind,
+    };
+    for o in &a.slurm_opts {
+        slurm.set_opt(o).map_err(anyhow::Error::msg)?;
+    }
+    Ok(match kind {
+        ExecutorKind::Local => Box::new(LocalExecutor::with_trampoline(exe)),
+        ExecutorKind::Slurm => Box::new(uda_runner::slurm::SlurmExecutor::new(slurm, exe)?),
+    })
 }
 
 fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     // SIGTERM/SIGINT/SIGHUP stop the stages cleanly (forwarded, then SIGKILL after the grace).
     uda_runner::process::install_cancel_handlers().context("installing signal handlers")?;
     let ctx = uda_runner::load(&a.pipeline, &a.sets, a.cache.as_deref())?;
+    let exec = executor(&a, ctx.executor.as_ref())?;
     let opts = RunOptions {
         stages: a.stages,
         downstream: a.downstream,
@@ -577,9 +620,10 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         jobs: a.jobs,
         verify: a.verify,
         keep_going: a.keep_going,
+        shards: a.shards,
     };
     let ui = Ui::new();
-    let summary = uda_runner::run::run(&ctx, &opts, &executor()?, &ui)?;
+    let summary = uda_runner::run::run(&ctx, &opts, exec.as_ref(), &ui)?;
     if a.dry_run {
         return Ok(ExitCode::SUCCESS);
     }

@@ -10,6 +10,7 @@
 //!     inputs/<name>/        for `{all: stage}` inputs: one link per gathered instance
 //!   tmp/<key>.<pid>.<n>/    staging folders of running stages (never trusted)
 //!   locks/<key>.lock        per-key advisory locks (flock: released by the kernel when a process dies)
+//!   locks/<key>.owner       host, pid, Slurm job and heartbeat of the holder (judged across hosts)
 //!   locks/<key>.lease       shared while a running pipeline may read the entry (gc skips it)
 //!   latest/<pipeline>/<node>  link to the node's current entry's out/ (stable paths for people)
 //!   failed/<key>.log        log of the last failed attempt at a key
@@ -59,6 +60,9 @@ pub struct EntryMeta {
     /// Set when the entry was not computed by `binary` but carried over to it (`uda-pipe accept`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted: Option<Acceptance>,
+    /// Set when a batch scheduler ran the stage: job ids, final state, queue time, nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<crate::executor::RemoteRecord>,
 }
 
 /// Why an entry stands for a build of its stage that did not compute it: someone said, with
@@ -217,11 +221,14 @@ impl Cache {
             .write(true)
             .open(&path)
             .ctx(|| format!("opening lock {}", path.display()))?;
+        let mut on_wait = Some(on_wait);
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                on_wait(holder.trim());
+                if let Some(f) = on_wait.take() {
+                    f(holder.trim());
+                }
                 file.lock()
                     .ctx(|| format!("waiting for lock {}", path.display()))?;
             }
@@ -229,6 +236,14 @@ impl Cache {
                 return Err(RunnerError::io(format!("locking {}", path.display()), e));
             }
         }
+        // The owner record: what other hosts of a shared cache judge (see `owner`).
+        let owner = path.with_extension("owner");
+        crate::owner::acquire(&owner, &crate::owner::SystemProbe, &mut |who| {
+            if let Some(f) = on_wait.take() {
+                f(who);
+            }
+        })
+        .ctx(|| format!("taking the owner record {}", owner.display()))?;
         // Informational only (who holds it); the kernel lock is what counts.
         let _ = std::fs::write(
             &path,
@@ -245,7 +260,7 @@ impl Cache {
                 }
             }
         }
-        Ok(KeyLock { file })
+        Ok(KeyLock { file, owner })
     }
 
     /// Takes a shared lease on an entry for as long as the returned value lives: a running
@@ -454,12 +469,26 @@ impl Cache {
 #[derive(Debug)]
 pub struct KeyLock {
     file: File,
+    /// `locks/<key>.owner`, removed on drop.
+    owner: PathBuf,
 }
 
 impl KeyLock {
     pub fn raw_fd(&self) -> i32 {
         use std::os::fd::AsRawFd;
         self.file.as_raw_fd()
+    }
+
+    /// The owner record, where the Slurm executor notes the job computing the key.
+    pub fn owner_path(&self) -> &Path {
+        &self.owner
+    }
+}
+
+impl Drop for KeyLock {
+    fn drop(&mut self) {
+        // Before the flock goes with `file`: the next holder on this host finds no record.
+        crate::owner::release(&self.owner);
     }
 }
 
@@ -619,6 +648,7 @@ mod tests {
             manifest,
             metrics: None,
             accepted: None,
+            scheduler: None,
         };
         cache.commit(&staging, &meta).unwrap();
         assert!(!staging.exists());

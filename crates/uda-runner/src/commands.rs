@@ -479,7 +479,10 @@ pub fn gc(
             let lock = cache.root().join("locks").join(format!("{key}.lock"));
             let free = std::fs::File::open(&lock)
                 .map(|f| f.try_lock().is_ok())
-                .unwrap_or(true);
+                .unwrap_or(true)
+                // A Slurm job whose submitter died may still be writing there.
+                && crate::owner::read(&lock.with_extension("owner"))
+                    .is_none_or(|r| crate::owner::is_stale(&r, &crate::owner::SystemProbe));
             if free {
                 extra.push(e.path());
             }

@@ -34,6 +34,10 @@ pub struct Description {
     /// The binary answers `--check` (validates param values, not only their types).
     #[serde(default)]
     pub checks: bool,
+    /// The stage can run as array tasks (`--shard I/N`) plus a merge (`--merge-shards DIR`)
+    /// whose output is byte-identical to one run's.
+    #[serde(default)]
+    pub shardable: bool,
 }
 
 /// One problem `STAGE --check` found in a node's params.

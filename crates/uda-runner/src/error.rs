@@ -79,6 +79,9 @@ pub enum RunnerError {
         #[source]
         source: serde_json::Error,
     },
+    /// The Slurm executor could not submit or follow a job (the message says what Slurm said).
+    #[error("slurm: {0}")]
+    Slurm(String),
     /// A bug: shared state found in a state it cannot be in.
     #[error("internal error: {0}")]
     Internal(&'static str),

@@ -22,8 +22,13 @@ use uda_stage::ProgressUpdate;
 /// Everything needed to run one stage instance.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// The pipeline's name (Slurm job names are `uda-<pipeline>-<node>`).
+    pub pipeline: String,
     pub node: String,
     pub binary: PathBuf,
+    /// The stage's `--out` (the executor puts it first, or per shard task its own).
+    pub out: PathBuf,
+    /// Arguments after `--out`: inputs and params.
     pub args: Vec<OsString>,
     /// The private staging folder (working directory of the stage).
     pub workdir: PathBuf,
@@ -33,6 +38,11 @@ pub struct Job {
     /// The open descriptor of the key's lock file: the local executor lets the stage's process
     /// tree inherit it, so the key stays locked for as long as any of it runs.
     pub lock_fd: Option<i32>,
+    /// The key's owner record (`locks/<key>.owner`): the Slurm executor notes its job there.
+    pub lock_owner: Option<PathBuf>,
+    /// Array tasks for a shardable stage (1: one job). Only the Slurm executor shards; the
+    /// result is byte-identical either way.
+    pub shards: u32,
 }
 
 /// How a job ended.
@@ -43,11 +53,37 @@ pub struct JobResult {
     pub peak_rss_bytes: u64,
     pub started_ms: u64,
     pub duration: Duration,
+    /// Where a batch scheduler ran it (`None`: a child process here).
+    pub remote: Option<RemoteRecord>,
+}
+
+/// What the scheduler said about a job, kept in `entry.json` and the run history.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RemoteRecord {
+    pub executor: String,
+    /// Every job submitted for it (array job and merge job; resubmissions too).
+    pub job_ids: Vec<String>,
+    /// The scheduler's final word (`COMPLETED`, `TIMEOUT`, ...).
+    pub state: crate::slurm::JobState,
+    /// Which part failed, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub attempts: u32,
+    pub shards: u32,
+    pub nodes: Vec<String>,
+    pub submitted_unix_ms: u64,
+    /// From submission to the job's start: time in the queue.
+    pub queued_s: f64,
+    pub ended_unix_ms: u64,
 }
 
 impl JobResult {
     pub fn success(&self) -> bool {
         self.exit_code == Some(0)
+            && self
+                .remote
+                .as_ref()
+                .is_none_or(|r| r.state == crate::slurm::JobState::Completed)
     }
 
     /// Exit code, or 128 + signal number the way shells report it.
@@ -57,6 +93,17 @@ impl JobResult {
     }
 
     pub fn describe(&self) -> String {
+        if let Some(r) = &self.remote
+            && r.state != crate::slurm::JobState::Completed
+        {
+            let part = r.reason.as_deref().unwrap_or(r.state.name());
+            let status = match (self.exit_code, self.signal) {
+                (Some(c), _) => format!("; exit code {c}"),
+                (None, Some(s)) => format!("; ended by signal {s}"),
+                _ => String::new(),
+            };
+            return format!("{} says {part}: {}{status}", r.executor, r.state.explain());
+        }
         match (self.exit_code, self.signal) {
             (Some(c), _) => format!("exit code {c}"),
             (None, Some(9)) => {
@@ -71,6 +118,11 @@ impl JobResult {
 /// Runs jobs somewhere; `progress` is called with each progress report of the stage.
 pub trait Executor: Send + Sync {
     fn name(&self) -> &'static str;
+    /// The executor's scheduler places jobs within its own budget (Slurm): the runner then
+    /// submits every ready stage instead of fitting them into this machine's CPUs and memory.
+    fn schedules_resources(&self) -> bool {
+        false
+    }
     fn execute(&self, job: &Job, progress: &(dyn Fn(ProgressUpdate) + Sync)) -> Result<JobResult>;
 }
 
@@ -169,6 +221,8 @@ impl Executor for LocalExecutor {
         cmd.process_group(0);
         crate::process::tie_to_parent(&mut cmd, job.lock_fd);
         let mut child = cmd
+            .arg("--out")
+            .arg(&job.out)
             .args(&job.args)
             .envs(job.env.iter().map(|(k, v)| (k, v)))
             .env(uda_stage::PROGRESS_ENV, "jsonl")
@@ -243,6 +297,7 @@ impl Executor for LocalExecutor {
                 peak_rss_bytes: r["maxrss"].as_u64().unwrap_or(0),
                 started_ms,
                 duration: t0.elapsed(),
+                remote: None,
             });
         }
         Ok(JobResult {
@@ -255,6 +310,7 @@ impl Executor for LocalExecutor {
             ),
             started_ms,
             duration: t0.elapsed(),
+            remote: None,
         })
     }
 }

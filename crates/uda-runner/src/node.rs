@@ -27,6 +27,8 @@ pub(crate) struct NodeRun<'a> {
     /// Re-hash every output when re-checking the cache (`--verify`).
     pub verify: bool,
     pub reasons: &'a [Reason],
+    /// `--shards`: array tasks for shardable stages (over `resources.shards`).
+    pub shards: Option<u32>,
 }
 
 /// Runs one node; never panics out and never returns without saying what happened.
@@ -85,6 +87,7 @@ fn execute_node(
         forced,
         verify,
         reasons,
+        shards,
     } = node;
     let why = plan::join(reasons);
     let g = &ctx.graph;
@@ -120,7 +123,7 @@ fn execute_node(
     }
     let staging = cache.staging(key)?;
     let out = staging.join("out");
-    let mut args: Vec<OsString> = vec!["--out".into(), out.clone().into()];
+    let mut args: Vec<OsString> = Vec::new();
     for inp in &n.inputs {
         let path = match &inp.source {
             Source::Node { node, subpath } => {
@@ -175,15 +178,27 @@ fn execute_node(
         "RAYON_NUM_THREADS".to_string(),
         n.resources.cpus.to_string(),
     ));
+    let shards = if n.binary.description.shardable {
+        shards
+            .or((n.resources.shards > 0).then_some(n.resources.shards))
+            .unwrap_or(1)
+            .max(1)
+    } else {
+        1
+    };
     let job = Job {
+        pipeline: g.name.clone(),
         node: n.id.clone(),
         binary: n.binary.path.clone(),
+        out: out.clone(),
+        shards,
         args,
         workdir: staging.clone(),
         log: staging.join("log.txt"),
         env,
         resources: n.resources,
         lock_fd: Some(lock.raw_fd()),
+        lock_owner: Some(lock.owner_path().to_path_buf()),
     };
     ui.started(&n.id, &format!("running ({why})"));
     let result = exec.execute(&job, &|u| ui.progress(&n.id, &u));
@@ -267,6 +282,7 @@ fn execute_node(
         manifest,
         metrics,
         accepted: None,
+        scheduler: result.remote.clone(),
     };
     cache.commit(&staging, &meta)?;
     let _ = std::fs::remove_file(cache.failed_log(key));

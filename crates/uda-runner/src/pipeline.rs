@@ -46,6 +46,8 @@ pub struct PipelineFile {
     pub stages: Vec<StageDecl>,
     /// `--set 'stage[var=value].param=...'`: applied to matching instances only.
     pub instance_overrides: Vec<InstanceOverride>,
+    /// The `executor:` block (checked here; `--executor` and `UDA_EXECUTOR` win over it).
+    pub executor: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +83,11 @@ pub struct Resources {
     pub cpus: u32,
     pub gpus: u32,
     pub memory_gb: f64,
+    /// `time`: the job's time limit in seconds (Slurm's `--time`; the local executor does not
+    /// enforce it).
+    pub time_s: Option<u64>,
+    /// `shards`: array tasks for a shardable stage on Slurm (0: not set, one job).
+    pub shards: u32,
 }
 
 impl Default for Resources {
@@ -89,6 +96,8 @@ impl Default for Resources {
             cpus: 1,
             gpus: 0,
             memory_gb: 0.0,
+            time_s: None,
+            shards: 0,
         }
     }
 }
@@ -127,7 +136,7 @@ const STAGE_KEYS: &[&str] = &[
     "matrix",
     "doc",
 ];
-const TOP_KEYS: &[&str] = &["name", "cache", "params", "stages"];
+const TOP_KEYS: &[&str] = &["name", "cache", "params", "stages", "executor"];
 
 /// Reads and checks a pipeline file, applying `--set KEY=VALUE` overrides.
 pub fn load(path: &Path, sets: &[String], issues: &mut Issues) -> Option<PipelineFile> {
@@ -249,6 +258,16 @@ pub fn load(path: &Path, sets: &[String], issues: &mut Issues) -> Option<Pipelin
             }
         },
     };
+    let executor = root
+        .get("executor")
+        .and_then(|y| resolve(y, issues, None))
+        .map(|y| {
+            let v = y.to_json();
+            if let Err(m) = crate::slurm::config::parse_executor_block(&v) {
+                issues.add(y.loc, None, m);
+            }
+            v
+        });
     let mut stages = Vec::new();
     match root.get("stages") {
         None => issues.add(
@@ -282,6 +301,7 @@ pub fn load(path: &Path, sets: &[String], issues: &mut Issues) -> Option<Pipelin
         globals,
         stages,
         instance_overrides,
+        executor,
     })
 }
 
@@ -428,6 +448,23 @@ fn parse_resources(y: &Yaml, issues: &mut Issues, st: Option<&str>) -> Resources
         return r;
     };
     for (k, v) in m {
+        if k.key_string() == "time" {
+            let text = match &v.value {
+                YamlValue::Str(s) => Some(s.clone()),
+                YamlValue::Int(i) => Some(i.to_string()),
+                _ => None,
+            };
+            match text.map(|t| crate::slurm::config::parse_time_limit(&t)) {
+                Some(Ok(secs)) => r.time_s = Some(secs),
+                Some(Err(m)) => issues.add(v.loc, st, format!("resources.time: {m}")),
+                None => issues.add(
+                    v.loc,
+                    st,
+                    "resources.time must be minutes or a text like \"2:00:00\" (sbatch --time)",
+                ),
+            }
+            continue;
+        }
         let n = match v.value {
             YamlValue::Int(i) if i >= 0 => i as f64,
             YamlValue::Float(f) if f >= 0.0 => f,
@@ -444,10 +481,11 @@ fn parse_resources(y: &Yaml, issues: &mut Issues, st: Option<&str>) -> Resources
             "cpus" => r.cpus = (n.ceil() as u32).max(1),
             "gpus" => r.gpus = n.ceil() as u32,
             "memory_gb" => r.memory_gb = n,
+            "shards" => r.shards = n.ceil() as u32,
             other => issues.add(
                 k.loc,
                 st,
-                format!("unknown resource '{other}' (known: cpus, gpus, memory_gb)"),
+                format!("unknown resource '{other}' (known: cpus, gpus, memory_gb, time, shards)"),
             ),
         }
     }

@@ -139,6 +139,7 @@ mod tests {
             }],
             params: serde_json::json!({"beta": 0.01, "n": 3, "shift": {"on": true}, "name": "a"}),
             checks: true,
+            shardable: false,
         };
         let md = markdown(&[d]);
         assert!(md.contains("## `k`\n\nDoes a | thing"), "{md}");

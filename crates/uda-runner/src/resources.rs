@@ -33,6 +33,19 @@ impl Pool {
         }
     }
 
+    /// No budget (a batch scheduler places the jobs): everything fits, no GPU is assigned here.
+    pub(crate) fn unlimited() -> Self {
+        Self {
+            cpus: u32::MAX / 2,
+            cpus_used: 0,
+            gpus_free: Vec::new(),
+            gpus_total: u32::MAX / 2,
+            mem_gb: f64::INFINITY,
+            mem_used: 0.0,
+            running: 0,
+        }
+    }
+
     /// The share of the machine a node gets (requests above the machine's size are capped).
     pub(crate) fn need(&self, r: &Resources) -> (u32, u32, f64) {
         (

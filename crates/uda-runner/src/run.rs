@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub verify: bool,
     /// Keep starting independent stages after a failure.
     pub keep_going: bool,
+    /// `--shards N`: array tasks for every shardable stage (Slurm executor).
+    pub shards: Option<u32>,
 }
 
 /// A loaded pipeline with its keys: what every command works on.
@@ -44,6 +46,8 @@ pub struct Context {
     /// (content keys are known once the inputs exist).
     pub keys: Vec<Option<String>>,
     pub externals: HashMap<PathBuf, External>,
+    /// The pipeline file's `executor:` block, if any.
+    pub executor: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -179,10 +183,15 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
         });
     }
 
-    let mut pool = Pool::new(opts.jobs);
+    // A batch scheduler places jobs itself: every ready stage is submitted.
+    let mut pool = if exec.schedules_resources() {
+        Pool::unlimited()
+    } else {
+        Pool::new(opts.jobs)
+    };
     for &i in &included {
         let r = &g.nodes[i].resources;
-        if r.gpus > pool.gpus_total {
+        if !exec.schedules_resources() && r.gpus > pool.gpus_total {
             ui.line(&format!(
                 "warning: {} asks for {} GPU(s) but {} are available; it runs with {}",
                 g.nodes[i].id, r.gpus, pool.gpus_total, pool.gpus_total
@@ -300,6 +309,7 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
                     changed = true;
                     let tx = tx.clone();
                     let verify = opts.verify;
+                    let shards = opts.shards;
                     let keys = keys.clone();
                     s.spawn(move || {
                         let node = NodeRun {
@@ -309,6 +319,7 @@ pub fn run(ctx: &Context, opts: &RunOptions, exec: &dyn Executor, ui: &Ui) -> Re
                             forced: is_forced,
                             verify,
                             reasons: &reasons,
+                            shards,
                         };
                         let _ = tx.send((i, run_node(ctx, node, gpus, exec, ui)));
                     });
@@ -466,7 +477,7 @@ pub fn load(path: &Path, sets: &[String], cache_override: Option<&Path>) -> Resu
     let mut issues = crate::error::Issues::default();
     // Every problem in one report: a file with issues is still checked against the stage
     // binaries as far as it could be read, so the user does not fix it in rounds.
-    let Some(p) = crate::pipeline::load(path, sets, &mut issues) else {
+    let Some(mut p) = crate::pipeline::load(path, sets, &mut issues) else {
         return Err(RunnerError::Invalid(issues.list));
     };
     let cache_dir = cache_override
@@ -486,6 +497,7 @@ pub fn load(path: &Path, sets: &[String], cache_override: Option<&Path>) -> Resu
         cache,
         keys,
         externals,
+        executor: p.executor.take(),
     })
 }
 
