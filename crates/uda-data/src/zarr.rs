@@ -259,6 +259,16 @@ impl ImageArrayWriter {
             ZSTD_LEVEL, false,
         ))])
         .dimension_names(Some(dims))
+        // Inner chunks in index order within each shard file: zarrs' default order is that in
+        // which its threads finish encoding, which makes the bytes of a shard file (not its
+        // content) differ from run to run; sharded stage runs are checked byte for byte
+        // against unsharded ones.
+        .codec_specific_options(
+            zarrs::array::CodecSpecificOptions::default().with_option(
+                zarrs::array::codec::ShardingCodecOptions::default()
+                    .with_subchunk_write_order(zarrs::array::codec::SubchunkWriteOrder::C),
+            ),
+        )
         .build(store, "/")
         .map_err(|e| DataError::zarr(path, e))?;
         array
@@ -452,5 +462,36 @@ mod tests {
             w.write_shard(s, &data[r.start * 192..r.end * 192]).unwrap();
         });
         assert_eq!(w.finish().unwrap().read_range(0, 50).unwrap(), data);
+    }
+
+    #[test]
+    fn shard_files_hold_their_images_in_index_order() {
+        // The shard index at the file's end: (offset, size) u64 pairs per inner chunk, then a
+        // crc32c. Offsets rising with the index mean the file's bytes do not depend on which
+        // encoding thread finished first (they would, in zarrs' default order).
+        let dir = tempfile::tempdir().unwrap();
+        let layout = ArrayLayout {
+            len: 32,
+            height: 16,
+            width: 16,
+            channels: 3,
+            images_per_shard: 32,
+        };
+        let data = pattern(32, layout.image_len(), 9);
+        let mut files = Vec::new();
+        for run in 0..3 {
+            let path = dir.path().join(format!("{run}.zarr"));
+            let w = ImageArrayWriter::create(&path, layout).unwrap();
+            w.write_shard(0, &data).unwrap();
+            files.push(std::fs::read(path.join("c/0/0/0/0")).unwrap());
+        }
+        let bytes = &files[0];
+        let index = &bytes[bytes.len() - 4 - 32 * 16..bytes.len() - 4];
+        let offsets: Vec<u64> = index
+            .chunks_exact(16)
+            .map(|e| u64::from_le_bytes(e[..8].try_into().unwrap()))
+            .collect();
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+        assert!(files.iter().all(|f| f == bytes));
     }
 }
