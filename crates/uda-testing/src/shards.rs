@@ -46,13 +46,28 @@ pub fn differences(a: &Path, b: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Runs `bin args...` with `UDA_PROGRESS=jsonl`; its stderr, as `Err` when it failed.
-pub fn run(bin: &Path, args: &[String]) -> Result<String, String> {
-    let out = Command::new(bin)
+/// A stage binary and the environment it runs with (besides `UDA_PROGRESS=jsonl`, always set so
+/// that the shard tasks' progress lines can be checked).
+#[derive(Debug, Clone, Copy)]
+pub struct Binary<'a> {
+    pub path: &'a Path,
+    pub envs: &'a [(&'a str, &'a str)],
+}
+
+impl<'a> Binary<'a> {
+    pub fn new(path: &'a Path) -> Self {
+        Self { path, envs: &[] }
+    }
+}
+
+/// Runs `bin args...`; its stderr, as `Err` when it failed.
+pub fn run(bin: Binary<'_>, args: &[String]) -> Result<String, String> {
+    let out = Command::new(bin.path)
         .args(args)
         .env("UDA_PROGRESS", "jsonl")
+        .envs(bin.envs.iter().copied())
         .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.path.display()));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if out.status.success() {
         Ok(stderr)
@@ -65,7 +80,7 @@ pub fn run(bin: &Path, args: &[String]) -> Result<String, String> {
 /// `bin --merge-shards shards --out out args...` (`args`: the inputs and params, no `--out`).
 /// Returns each shard task's stderr; `Err` with the failing command's stderr.
 pub fn run_sharded(
-    bin: &Path,
+    bin: Binary<'_>,
     args: &[String],
     shards: &Path,
     out: &Path,
@@ -87,7 +102,12 @@ pub fn run_sharded(
 }
 
 /// `bin --merge-shards shards --out out args...`; its stderr, as `Err` when it failed.
-pub fn merge(bin: &Path, args: &[String], shards: &Path, out: &Path) -> Result<String, String> {
+pub fn merge(
+    bin: Binary<'_>,
+    args: &[String],
+    shards: &Path,
+    out: &Path,
+) -> Result<String, String> {
     let mut merge = vec![
         "--merge-shards".to_string(),
         shards.display().to_string(),

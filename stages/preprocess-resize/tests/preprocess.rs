@@ -251,11 +251,11 @@ fn shard_test_args(root: &Path, extra: &[&str]) -> Vec<String> {
 
 #[test]
 fn shard_tasks_and_merge_write_the_unsharded_folder_byte_for_byte() {
-    use uda_testing::shards::{differences, run, run_sharded, tree};
+    use uda_testing::shards::{Binary, differences, run, run_sharded, tree};
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("gta5");
     write_gta5(&root, 7, 16, 24);
-    let bin = Path::new(BIN);
+    let bin = Binary::new(Path::new(BIN));
     for (name, extra) in [
         ("labels", &[][..]),
         ("nolabels", &["-p", "labels=none"][..]),
@@ -302,17 +302,18 @@ fn shard_tasks_and_merge_write_the_unsharded_folder_byte_for_byte() {
 
 #[test]
 fn a_merge_with_a_missing_shard_names_it_and_writes_nothing() {
-    use uda_testing::shards::{merge, run_sharded};
+    use uda_testing::shards::{Binary, merge, run_sharded};
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("gta5");
     write_gta5(&root, 7, 16, 24);
     let args = shard_test_args(&root, &[]);
     let shards = d.path().join("shards");
-    run_sharded(Path::new(BIN), &args, &shards, &d.path().join("merged"), 3).unwrap();
+    let bin = Binary::new(Path::new(BIN));
+    run_sharded(bin, &args, &shards, &d.path().join("merged"), 3).unwrap();
     std::fs::remove_dir_all(shards.join("2")).unwrap();
     std::fs::remove_file(shards.join("0/shard.json")).unwrap();
     let out = d.path().join("again");
-    let err = merge(Path::new(BIN), &args, &shards, &out).unwrap_err();
+    let err = merge(bin, &args, &shards, &out).unwrap_err();
     assert!(err.contains("2 of 3 shards missing or unfinished"), "{err}");
     assert!(
         err.contains("0 (no shard.json") && err.contains("2 (no folder"),
@@ -322,15 +323,8 @@ fn a_merge_with_a_missing_shard_names_it_and_writes_nothing() {
     assert!(!out.exists());
     // Other params than the tasks': refused, naming the param.
     let other = shard_test_args(&root, &["-p", "previews=1"]);
-    run_sharded(
-        Path::new(BIN),
-        &other,
-        &d.path().join("s2"),
-        &d.path().join("m2"),
-        2,
-    )
-    .unwrap();
-    let err = merge(Path::new(BIN), &args, &d.path().join("s2"), &out).unwrap_err();
+    run_sharded(bin, &other, &d.path().join("s2"), &d.path().join("m2"), 2).unwrap();
+    let err = merge(bin, &args, &d.path().join("s2"), &out).unwrap_err();
     assert!(err.contains("previews: shard 1 vs merge 3"), "{err}");
 }
 
