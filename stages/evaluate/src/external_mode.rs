@@ -1,16 +1,24 @@
 //! External mode: score a folder of prediction PNGs against Cityscapes ground truth.
 
+use crate::shards::Scored;
 use crate::{EvaluateParams, PANELS, params_json};
+use std::collections::BTreeMap;
 use uda_metrics::external::{load_pair, match_predictions, score_pairs};
 use uda_metrics::panel::{Raster, write_qualitative_panel};
 use uda_metrics::{PredIds, Provenance, Report};
-use uda_stage::StageContext;
+use uda_stage::{ShardSpec, StageContext};
 
 /// Share of evaluated pixels predicted outside the 19 classes above which train-id predictions
 /// are probably label ids.
 const SUSPICIOUS_OTHER: f64 = 0.05;
 
-pub(crate) fn run(ctx: &StageContext, params: &EvaluateParams) -> anyhow::Result<Report> {
+/// Scores `shard`'s pairs (contiguous in the official matching order) and writes the panels of
+/// those among the first `params.panels`.
+pub(crate) fn score(
+    ctx: &StageContext,
+    params: &EvaluateParams,
+    shard: ShardSpec,
+) -> anyhow::Result<Scored> {
     let (Some(pred_dir), Some(gt_root)) = (
         ctx.optional_input("pred_dir"),
         ctx.optional_input("gt_root"),
@@ -20,11 +28,13 @@ pub(crate) fn run(ctx: &StageContext, params: &EvaluateParams) -> anyhow::Result
         );
     };
     let pairs = match_predictions(pred_dir, gt_root, &params.split)?;
-    let progress = ctx.progress("score", pairs.len() as u64);
-    let images = score_pairs(&pairs, params.pred_ids, || progress.inc(1))?;
+    let range = shard.range(pairs.len(), 1);
+    let progress = ctx.progress("score", range.len() as u64);
+    let images = score_pairs(&pairs[range.clone()], params.pred_ids, || progress.inc(1))?;
     progress.finish();
 
-    for (i, pair) in pairs.iter().enumerate().take(params.panels) {
+    let panels = range.start..range.end.min(params.panels);
+    for (i, pair) in panels.clone().zip(&pairs[panels]) {
         let (w, h, gt, pred) = load_pair(pair, params.pred_ids)?;
         let image = pair
             .image
@@ -52,9 +62,12 @@ pub(crate) fn run(ctx: &StageContext, params: &EvaluateParams) -> anyhow::Result
         )?;
     }
 
-    let report = Report::new(
+    Ok(Scored {
+        items: pairs.len(),
+        align: 1,
+        range,
         images,
-        Provenance {
+        provenance: Provenance {
             stage: ctx.kind().to_string(),
             mode: "external".into(),
             predictions: pred_dir.display().to_string(),
@@ -62,7 +75,12 @@ pub(crate) fn run(ctx: &StageContext, params: &EvaluateParams) -> anyhow::Result
             model_meta: None,
             params: params_json(params),
         },
-    );
+        extra_metrics: BTreeMap::new(),
+    })
+}
+
+/// Warns when train-id predictions look like Cityscapes label ids (many pixels outside 0..=18).
+pub(crate) fn warn_if_label_ids(report: &Report, params: &EvaluateParams) {
     let (other, valid) = (report.total.other_pixels(), report.total.valid_pixels());
     if params.pred_ids == PredIds::Train && other as f64 > SUSPICIOUS_OTHER * valid as f64 {
         eprintln!(
@@ -71,5 +89,4 @@ pub(crate) fn run(ctx: &StageContext, params: &EvaluateParams) -> anyhow::Result
             100.0 * other as f64 / valid.max(1) as f64
         );
     }
-    Ok(report)
 }

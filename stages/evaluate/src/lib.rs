@@ -24,21 +24,32 @@
 //! `confusion.parquet` (schemas in `uda_metrics::report`), `metrics.json` (miou, miou16,
 //! miou13, pixel_accuracy as fractions, images, mode; an ensemble's members) and `panels/` (image | ground truth |
 //! prediction PNGs for the first `panels` images).
+//!
+//! Shardable in both modes (`--shard I/N`, `--merge-shards DIR`; see `uda_stage`): the images
+//! (model mode) or matched prediction pairs (external mode) are split into contiguous ranges,
+//! aligned to `batch_size` in model mode so every forward batch is a whole run's. Each task
+//! records its images' confusion matrices and writes their panels; the merge sums the integer
+//! matrices in image order and writes the reports, metrics and summary, byte-identical to an
+//! unsharded run (module `shards`).
 
 mod cli;
 mod external_mode;
 pub mod model;
 mod model_mode;
+mod shards;
 
 pub use cli::{main, translate_args};
 pub use model::{Predictor, TchPredictor, Upsample};
-pub use model_mode::{ModelEvalSet, score_imageset};
+pub use model_mode::{ModelEvalSet, score_imageset, score_range};
 
 use serde::{Deserialize, Serialize};
+use shards::Scored;
 use std::collections::BTreeMap;
 use uda_metrics::report::{CONFUSION, PER_CLASS, PER_IMAGE, SUMMARY};
 use uda_metrics::{PredIds, Report};
-use uda_stage::{InputSpec, OutputSpec, ParamProblem, ParamProblems, Stage, StageContext};
+use uda_stage::{
+    InputSpec, OutputSpec, ParamProblem, ParamProblems, Shard, ShardSpec, Stage, StageContext,
+};
 
 /// Folder of the qualitative panels inside the output.
 pub const PANELS: &str = "panels";
@@ -146,36 +157,77 @@ impl Stage for Evaluate {
         problems.into_result()
     }
 
+    const SHARDABLE: bool = true;
+
     fn run(ctx: &StageContext, params: &EvaluateParams) -> anyhow::Result<()> {
-        let model_inputs = ["model", "data", "labels"]
-            .into_iter()
-            .filter(|n| ctx.optional_input(n).is_some())
-            .collect::<Vec<_>>();
-        let external_inputs = ["pred_dir", "gt_root"]
-            .into_iter()
-            .filter(|n| ctx.optional_input(n).is_some())
-            .collect::<Vec<_>>();
-        let (report, extra_metrics) = match (model_inputs.is_empty(), external_inputs.is_empty()) {
-            (false, true) => model_mode::run(ctx, params)?,
-            (true, false) => (external_mode::run(ctx, params)?, BTreeMap::new()),
-            (false, false) => anyhow::bail!(
-                "inputs {} (model mode) and {} (external mode) were both given; evaluate either a checkpoint \
-                 (model + data) or a prediction folder (pred_dir + gt_root)",
-                model_inputs.join(", "),
-                external_inputs.join(", ")
-            ),
-            (true, true) => anyhow::bail!(
-                "nothing to evaluate: give --input model=CKPT --input data=IMAGESET (model mode), or \
-                 --pred-dir DIR --gt-root CITYSCAPES_ROOT (external mode)"
-            ),
-        };
-        report.write(ctx.out_dir())?;
-        let mut metrics = metrics(&report);
-        metrics.extend(extra_metrics);
-        ctx.write_metrics(&metrics)?;
-        eprint!("{}", summary_text(&report));
-        Ok(())
+        let whole = score(ctx, params, ShardSpec::WHOLE)?;
+        finish(ctx, params, vec![whole])
     }
+
+    fn run_shard(
+        ctx: &StageContext,
+        params: &EvaluateParams,
+        shard: ShardSpec,
+    ) -> anyhow::Result<serde_json::Value> {
+        Ok(score(ctx, params, shard)?.to_value())
+    }
+
+    fn merge_shards(
+        ctx: &StageContext,
+        params: &EvaluateParams,
+        shards: &[Shard],
+    ) -> anyhow::Result<()> {
+        let parts = shards::assemble(ctx, shards)?;
+        finish(ctx, params, parts)
+    }
+}
+
+/// Scores `shard`'s images in the mode the inputs choose (panels included).
+fn score(ctx: &StageContext, params: &EvaluateParams, shard: ShardSpec) -> anyhow::Result<Scored> {
+    let model_inputs = ["model", "data", "labels"]
+        .into_iter()
+        .filter(|n| ctx.optional_input(n).is_some())
+        .collect::<Vec<_>>();
+    let external_inputs = ["pred_dir", "gt_root"]
+        .into_iter()
+        .filter(|n| ctx.optional_input(n).is_some())
+        .collect::<Vec<_>>();
+    match (model_inputs.is_empty(), external_inputs.is_empty()) {
+        (false, true) => model_mode::score(ctx, params, shard),
+        (true, false) => external_mode::score(ctx, params, shard),
+        (false, false) => anyhow::bail!(
+            "inputs {} (model mode) and {} (external mode) were both given; evaluate either a checkpoint \
+             (model + data) or a prediction folder (pred_dir + gt_root)",
+            model_inputs.join(", "),
+            external_inputs.join(", ")
+        ),
+        (true, true) => anyhow::bail!(
+            "nothing to evaluate: give --input model=CKPT --input data=IMAGESET (model mode), or \
+             --pred-dir DIR --gt-root CITYSCAPES_ROOT (external mode)"
+        ),
+    }
+}
+
+/// What depends on every image, from the scored parts in image order: the Parquet reports,
+/// `metrics.json` and the summary printed for the person at the terminal.
+fn finish(ctx: &StageContext, params: &EvaluateParams, parts: Vec<Scored>) -> anyhow::Result<()> {
+    let mut parts = parts.into_iter();
+    let first = parts
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no scored images to report"))?;
+    let (provenance, extra_metrics) = (first.provenance, first.extra_metrics);
+    let mut images = first.images;
+    images.extend(parts.flat_map(|p| p.images));
+    let report = Report::new(images, provenance);
+    if report.provenance.mode == "external" {
+        external_mode::warn_if_label_ids(&report, params);
+    }
+    report.write(ctx.out_dir())?;
+    let mut metrics = metrics(&report);
+    metrics.extend(extra_metrics);
+    ctx.write_metrics(&metrics)?;
+    eprint!("{}", summary_text(&report));
+    Ok(())
 }
 
 fn params_json(params: &EvaluateParams) -> String {

@@ -1,14 +1,15 @@
 //! Model mode: predict every image of an ImageSet and score it against its labels.
 
 use crate::model::{Predictor, TchPredictor};
+use crate::shards::Scored;
 use crate::{EvaluateParams, PANELS, params_json};
 use anyhow::Context;
-use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::Path;
 use uda_data::{ImageArray, ImageSet};
 use uda_metrics::panel::{Raster, write_qualitative_panel};
-use uda_metrics::{ConfusionMatrix, ImageResult, Provenance, Report};
-use uda_stage::StageContext;
+use uda_metrics::{ConfusionMatrix, ImageResult, Provenance};
+use uda_stage::{ShardSpec, StageContext};
 use uda_train::ensemble::ModelInput;
 
 /// The images to predict on and the labels to score against (already checked to pair up).
@@ -89,13 +90,28 @@ pub fn score_imageset(
     panel_dir: &Path,
     done: &dyn Fn(u64),
 ) -> anyhow::Result<Vec<ImageResult>> {
+    let all = 0..set.data.len();
+    score_range(predictor, set, params, all, panel_dir, done)
+}
+
+/// [`score_imageset`] for the images in `range` only (a shard's). Batches start at
+/// `range.start`, so a range starting at a multiple of `params.batch_size` (what sharding
+/// gives) sees exactly the batches of a whole run, and so the same predictions.
+pub fn score_range(
+    predictor: &mut dyn Predictor,
+    set: &ModelEvalSet,
+    params: &EvaluateParams,
+    range: Range<usize>,
+    panel_dir: &Path,
+    done: &dyn Fn(u64),
+) -> anyhow::Result<Vec<ImageResult>> {
     let (images, labels) = (set.data.images(), set.labels());
     let size = [images.height(), images.width()];
     let out_size = [labels.height(), labels.width()];
     let label_len = labels.image_len();
-    let mut results = Vec::with_capacity(images.len());
-    for start in (0..images.len()).step_by(params.batch_size) {
-        let count = params.batch_size.min(images.len() - start);
+    let mut results = Vec::with_capacity(range.len());
+    for start in range.clone().step_by(params.batch_size) {
+        let count = params.batch_size.min(range.end - start);
         let rgb = images.read_range(start, count)?;
         let pred = predictor
             .predict(&rgb, count, size, out_size)
@@ -138,12 +154,14 @@ pub fn score_imageset(
     Ok(results)
 }
 
-/// Scores the model (one checkpoint or an ensemble, see [`crate::model`]) on `data`; also
-/// returns the ensemble's entries for `metrics.json` (none for one checkpoint).
-pub(crate) fn run(
+/// Scores the model (one checkpoint or an ensemble, see [`crate::model`]) on `shard`'s images
+/// of `data` (contiguous, aligned to `batch_size`); the scored part also carries the ensemble's
+/// entries for `metrics.json` (none for one checkpoint).
+pub(crate) fn score(
     ctx: &StageContext,
     params: &EvaluateParams,
-) -> anyhow::Result<(Report, BTreeMap<String, serde_json::Value>)> {
+    shard: ShardSpec,
+) -> anyhow::Result<Scored> {
     let (Some(model_dir), Some(data_dir)) =
         (ctx.optional_input("model"), ctx.optional_input("data"))
     else {
@@ -166,14 +184,24 @@ pub(crate) fn run(
         );
     }
     let model_meta = predictor.model_meta();
-    let progress = ctx.progress("predict", set.data.len() as u64);
-    let images = score_imageset(&mut predictor, &set, params, &ctx.out_path(PANELS), &|n| {
-        progress.inc(n)
-    })?;
+    let (items, align) = (set.data.len(), params.batch_size);
+    let range = shard.range(items, align);
+    let progress = ctx.progress("predict", range.len() as u64);
+    let images = score_range(
+        &mut predictor,
+        &set,
+        params,
+        range.clone(),
+        &ctx.out_path(PANELS),
+        &|n| progress.inc(n),
+    )?;
     progress.finish();
-    let report = Report::new(
+    Ok(Scored {
+        items,
+        align,
+        range,
         images,
-        Provenance {
+        provenance: Provenance {
             stage: ctx.kind().to_string(),
             mode: "model".into(),
             predictions: model_dir.display().to_string(),
@@ -181,6 +209,6 @@ pub(crate) fn run(
             model_meta: Some(model_meta),
             params: params_json(params),
         },
-    );
-    Ok((report, predictor.ensemble_metrics()))
+        extra_metrics: predictor.ensemble_metrics(),
+    })
 }

@@ -284,3 +284,31 @@ fn inputs_of_both_modes_or_none_are_errors() {
     assert_eq!(desc["params"]["pred_ids"], "train");
     assert!(!out.exists());
 }
+
+#[test]
+fn shards_and_merge_write_the_unsharded_folder_byte_for_byte() {
+    use uda_testing::shards::{Binary, differences, run as run_bin, run_sharded};
+    let d = tempfile::tempdir().unwrap();
+    let (root, train, _) = fixture(d.path());
+    let bin = Binary::new(Path::new(env!("CARGO_BIN_EXE_evaluate")));
+    let args: Vec<String> = ["--pred-dir", s(&train), "--gt-root", s(&root)]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let whole = d.path().join("whole");
+    let mut whole_args = vec!["--out".to_string(), s(&whole).to_string()];
+    whole_args.extend(args.clone());
+    run_bin(bin, &whole_args).unwrap();
+    assert!(whole.join("panels").read_dir().unwrap().count() == NAMES.len());
+    // 2 shards (1 + 2 pairs) and 4 (more shards than pairs).
+    for count in [2, 4] {
+        let merged = d.path().join(format!("merged{count}"));
+        let shards = d.path().join(format!("shards{count}"));
+        run_sharded(bin, &args, &shards, &merged, count).unwrap();
+        assert_eq!(
+            differences(&whole, &merged),
+            Vec::<String>::new(),
+            "{count} shards"
+        );
+    }
+}
