@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Idempotent system set-up for the tests: Debian packages the test suite needs beyond Rust and the
-# project venv (scripts/setup.sh). Today that is `chromium`, the real browser in which
-# tests/report_html.rs opens the HTML report. Installs only what is missing; as root through
-# apt-get, otherwise prints what to install and goes on (the browser test then skips with a reason).
+# project venv (scripts/setup.sh): `chromium`, the real browser in which tests/report_html.rs
+# opens the HTML report, and `slurm-wlm` + `munge`, the real single-node Slurm cluster that
+# tests/slurm_*.rs submit to (scripts/slurm/cluster.sh starts it). Installs only what is missing;
+# as root through apt-get, otherwise prints what to install and goes on (those tests then skip
+# with a reason).
 set -euo pipefail
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v slurmctld >/dev/null 2>&1 || missing+=(slurm-wlm)
+command -v munged >/dev/null 2>&1 || missing+=(munge)
 
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0

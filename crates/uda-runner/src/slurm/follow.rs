@@ -439,3 +439,39 @@ pub(crate) fn write_log(job: &Job, unit: &Unit) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn progress_of_shard_tasks_is_summed_per_label_and_read_incrementally() {
+        let d = tempfile::tempdir().unwrap();
+        let line = |done: u64| {
+            format!("{{\"uda_progress\":{{\"label\":\"images\",\"done\":{done},\"total\":10}}}}\n")
+        };
+        std::fs::write(d.path().join("task-0.log"), format!("hello\n{}", line(3))).unwrap();
+        std::fs::write(d.path().join("task-1.log"), line(5)).unwrap();
+        let seen = Mutex::new(Vec::new());
+        let sink = |u: ProgressUpdate| seen.lock().unwrap().push((u.label, u.done, u.total));
+        let mut f = LogFollower::default();
+        f.pump(d.path(), &sink);
+        assert_eq!(seen.lock().unwrap().last(), Some(&("images".into(), 8, 20)));
+        // Half a line is held until its newline arrives.
+        let mut t0 = std::fs::OpenOptions::new()
+            .append(true)
+            .open(d.path().join("task-0.log"))
+            .unwrap();
+        let next = line(10);
+        t0.write_all(&next.as_bytes()[..10]).unwrap();
+        f.pump(d.path(), &sink);
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        t0.write_all(&next.as_bytes()[10..]).unwrap();
+        f.pump(d.path(), &sink);
+        assert_eq!(
+            seen.lock().unwrap().last(),
+            Some(&("images".into(), 15, 20))
+        );
+    }
+}
