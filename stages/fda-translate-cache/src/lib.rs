@@ -27,8 +27,18 @@
 //! Pairing: `uda_fda::pairing` (ChaCha8 from `seed`, balanced: every style image lends its
 //! style `floor(n/m)` or `ceil(n/m)` times). Values are rounded half to even and clipped to
 //! 0..255. Window: `square` (official FDA numpy function, default) or `rect` (paper eq. 1).
+//!
+//! Shardable (`--shard I/N`, `--merge-shards DIR`; see `uda_stage`): shard `I` translates the
+//! `I`-th contiguous range of whole Zarr shards of each direction's content set (source images
+//! for s2t, target images for t2s; the pairing is computed whole by every task, from the seed).
+//! The merge links the chunk files into place and writes the arrays' metadata, the companions,
+//! `pairs.parquet`, the previews and `metrics.json`. Every file is byte-identical to an
+//! unsharded run's except the wall-clock figures in `metrics.json` (`seconds`,
+//! `s2t_images_per_s`, `t2s_images_per_s`, and `threads`, the merge's), which differ between
+//! any two runs; sharded, `seconds` is the tasks' translation time added up.
 
 mod previews;
+mod shards;
 mod translate;
 
 use anyhow::Context;
@@ -41,9 +51,9 @@ use std::path::Path;
 use std::sync::Arc;
 use uda_data::imageset::ImageSet;
 use uda_fda::{Fda, Pairing, Window};
-use uda_stage::{InputSpec, OutputSpec, ParamProblem, Stage, StageContext};
+use uda_stage::{InputSpec, OutputSpec, ParamProblem, Shard, ShardSpec, Stage, StageContext};
 
-pub use translate::{DirectionStats, translate_direction};
+pub use translate::{Direction, DirectionStats, style_uses, translate_direction};
 
 /// Name of the pairing table.
 pub const PAIRS: &str = "pairs.parquet";
@@ -150,7 +160,42 @@ impl Stage for FdaTranslateCache {
         uda_fda::check_beta(p.beta).map_err(|e| vec![ParamProblem::new("beta", e.to_string())])
     }
 
+    const SHARDABLE: bool = true;
+
     fn run(ctx: &StageContext, p: &FdaParams) -> anyhow::Result<()> {
+        let plan = Plan::new(ctx, p)?;
+        let part = plan.translate(ctx, ShardSpec::WHOLE)?;
+        plan.finish(ctx, p, [part.s2t.seconds, part.t2s.seconds])
+    }
+
+    fn run_shard(
+        ctx: &StageContext,
+        p: &FdaParams,
+        shard: ShardSpec,
+    ) -> anyhow::Result<serde_json::Value> {
+        let plan = Plan::new(ctx, p)?;
+        Ok(serde_json::to_value(plan.translate(ctx, shard)?)?)
+    }
+
+    fn merge_shards(ctx: &StageContext, p: &FdaParams, shards: &[Shard]) -> anyhow::Result<()> {
+        let plan = Plan::new(ctx, p)?;
+        let seconds = shards::assemble(ctx, &plan, shards)?;
+        plan.finish(ctx, p, seconds)
+    }
+}
+
+/// The inputs, checked against each other, with the FDA plan and the pairing: what every run
+/// (whole, shard task or merge) starts from.
+#[derive(Debug)]
+struct Plan {
+    source: ImageSet,
+    target: ImageSet,
+    fda: Fda<f64>,
+    pairing: Pairing,
+}
+
+impl Plan {
+    fn new(ctx: &StageContext, p: &FdaParams) -> anyhow::Result<Self> {
         let source = open_set(ctx, "source")?;
         let target = open_set(ctx, "target")?;
         let (h, w) = (source.height(), source.width());
@@ -171,6 +216,95 @@ impl Stage for FdaTranslateCache {
             .with_context(|| format!("param beta = {}, window = {}", p.beta, p.window))?;
         let pairing = Pairing::new(source.len(), target.len(), p.seed)
             .context("pairing the source and target inputs")?;
+        Ok(Self {
+            source,
+            target,
+            fda,
+            pairing,
+        })
+    }
+
+    /// Each direction's images of `shard`: a range of whole Zarr shards of its content set.
+    fn ranges(&self, shard: ShardSpec) -> [std::ops::Range<usize>; 2] {
+        [&self.source, &self.target]
+            .map(|set| shard.range(set.len(), set.images().layout().images_per_shard))
+    }
+
+    /// Translates `shard`'s images of both directions into `ctx`'s output folder.
+    fn translate(&self, ctx: &StageContext, shard: ShardSpec) -> anyhow::Result<shards::Part> {
+        let dir = ctx.out_dir();
+        let tag = format!("β={}", self.fda.beta());
+        let [s2t_range, t2s_range] = self.ranges(shard);
+        let s2t = translate_direction(
+            ctx,
+            &self.fda,
+            Direction {
+                content: &self.source,
+                style: &self.target,
+                partners: &self.pairing.source_to_target,
+            },
+            s2t_range.clone(),
+            &dir.join(S2T),
+            &format!("s2t {tag}"),
+        )?;
+        let t2s = translate_direction(
+            ctx,
+            &self.fda,
+            Direction {
+                content: &self.target,
+                style: &self.source,
+                partners: &self.pairing.target_to_source,
+            },
+            t2s_range.clone(),
+            &dir.join(T2S),
+            &format!("t2s {tag}"),
+        )?;
+        Ok(shards::Part::new(
+            [self.source.len(), self.target.len()],
+            [s2t_range, t2s_range],
+            [s2t.seconds, t2s.seconds],
+        ))
+    }
+
+    /// What depends on every image, once both translated arrays are complete in `ctx`'s output
+    /// folder: the companions (labels, manifests), `pairs.parquet`, the previews and the metrics.
+    /// `seconds`: the time spent translating each direction (summed over shards).
+    fn finish(&self, ctx: &StageContext, p: &FdaParams, seconds: [f64; 2]) -> anyhow::Result<()> {
+        let dir = ctx.out_dir();
+        let (source, target, fda, pairing) = (&self.source, &self.target, &self.fda, &self.pairing);
+        link_companions(source, &dir.join(S2T))?;
+        link_companions(target, &dir.join(T2S))?;
+        write_pairs(&dir.join(PAIRS), pairing, fda.beta())?;
+        previews::write(
+            &dir.join(PREVIEWS),
+            source,
+            target,
+            dir,
+            pairing,
+            p.previews,
+        )?;
+
+        let [s2t, t2s] = [
+            (source, target, &pairing.source_to_target, S2T),
+            (target, source, &pairing.target_to_source, T2S),
+        ]
+        .map(|(content, style, partners, name)| {
+            // The amplitudes a whole run holds: those of styles lent more than once.
+            let uses = style_uses(partners, style.len(), name)?;
+            let shared = uses.iter().filter(|&&u| u > 1).count();
+            let amplitude_bytes = match shared {
+                0 => 0,
+                _ => fda.amplitude(&style.images().read(0)?)?.size_bytes(),
+            };
+            anyhow::Ok((
+                content.len(),
+                uses.iter().filter(|&&u| u > 0).count(),
+                shared * amplitude_bytes,
+            ))
+        });
+        let ((s2t_images, s2t_styles, s2t_cache), (t2s_images, t2s_styles, t2s_cache)) =
+            (s2t?, t2s?);
+        let per_second = |images: usize, s: f64| images as f64 / s.max(1e-9);
 
         let mut metrics = BTreeMap::new();
         metrics.insert("source_images".to_string(), serde_json::json!(source.len()));
@@ -183,38 +317,6 @@ impl Stage for FdaTranslateCache {
             "threads".to_string(),
             serde_json::json!(rayon::current_num_threads()),
         );
-        let dir = ctx.out_dir();
-        let tag = format!("β={}", fda.beta());
-        let s2t = translate_direction(
-            ctx,
-            &fda,
-            &source,
-            &target,
-            &pairing.source_to_target,
-            &dir.join(S2T),
-            &format!("s2t {tag}"),
-        )?;
-        link_companions(&source, &dir.join(S2T))?;
-        let t2s = translate_direction(
-            ctx,
-            &fda,
-            &target,
-            &source,
-            &pairing.target_to_source,
-            &dir.join(T2S),
-            &format!("t2s {tag}"),
-        )?;
-        link_companions(&target, &dir.join(T2S))?;
-        write_pairs(&dir.join(PAIRS), &pairing, fda.beta())?;
-        previews::write(
-            &dir.join(PREVIEWS),
-            &source,
-            &target,
-            dir,
-            &pairing,
-            p.previews,
-        )?;
-
         let e = fda.extent();
         for (key, value) in [
             ("beta", serde_json::json!(fda.beta())),
@@ -222,19 +324,19 @@ impl Stage for FdaTranslateCache {
             ("window_cols", serde_json::json!(e.cols())),
             (
                 "s2t_images_per_s",
-                serde_json::json!(s2t.images_per_second()),
+                serde_json::json!(per_second(s2t_images, seconds[0])),
             ),
             (
                 "t2s_images_per_s",
-                serde_json::json!(t2s.images_per_second()),
+                serde_json::json!(per_second(t2s_images, seconds[1])),
             ),
-            ("s2t_style_images", serde_json::json!(s2t.styles)),
-            ("t2s_style_images", serde_json::json!(t2s.styles)),
+            ("s2t_style_images", serde_json::json!(s2t_styles)),
+            ("t2s_style_images", serde_json::json!(t2s_styles)),
             (
                 "amplitude_cache_mb",
-                serde_json::json!(s2t.cache_bytes.max(t2s.cache_bytes) as f64 / 1e6),
+                serde_json::json!(s2t_cache.max(t2s_cache) as f64 / 1e6),
             ),
-            ("seconds", serde_json::json!(s2t.seconds + t2s.seconds)),
+            ("seconds", serde_json::json!(seconds[0] + seconds[1])),
         ] {
             metrics.insert(key.to_string(), value);
         }

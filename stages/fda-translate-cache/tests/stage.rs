@@ -327,3 +327,62 @@ fn check_reports_bad_params_as_json_without_running() {
     assert!(!o.status.success());
     assert!(o.stdout.is_empty());
 }
+
+/// `metrics.json` without the wall-clock figures, which differ between any two runs.
+fn metrics_without_timings(dir: &Path) -> serde_json::Value {
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+    for key in ["seconds", "s2t_images_per_s", "t2s_images_per_s", "threads"] {
+        assert!(m.as_object_mut().unwrap().remove(key).is_some(), "{key}");
+    }
+    m
+}
+
+#[test]
+fn shards_and_merge_write_the_unsharded_folder_byte_for_byte() {
+    use uda_testing::shards::{Binary, differences, merge, run as run_bin, run_sharded};
+    let d = tempfile::tempdir().unwrap();
+    // Source: 5 images in 3 Zarr shards; target: 3 images in 2.
+    let source = make_set(&d.path().join("gta"), 5, 24, 40, 11, true);
+    let target = make_set(&d.path().join("cs"), 3, 24, 40, 12, false);
+    let bin = Binary::new(Path::new(BIN));
+    let args: Vec<String> = vec![
+        "--input".into(),
+        format!("source={}", source.display()),
+        "--input".into(),
+        format!("target={}", target.display()),
+        "-p".into(),
+        "beta=0.05".into(),
+        "-p".into(),
+        "previews=3".into(),
+    ];
+    let whole = d.path().join("whole");
+    let mut whole_args = vec!["--out".to_string(), whole.display().to_string()];
+    whole_args.extend(args.clone());
+    run_bin(bin, &whole_args).unwrap();
+    // 2 shards, and 4: more than either set's Zarr shards, so some tasks translate nothing.
+    for count in [2, 4] {
+        let shards = d.path().join(format!("shards{count}"));
+        let merged = d.path().join(format!("merged{count}"));
+        let logs = run_sharded(bin, &args, &shards, &merged, count).unwrap();
+        assert!(logs[0].contains(r#""uda_progress""#), "{}", logs[0]);
+        assert_eq!(
+            differences(&whole, &merged),
+            ["metrics.json"],
+            "{count} shards: only the timings may differ"
+        );
+        assert_eq!(
+            metrics_without_timings(&merged),
+            metrics_without_timings(&whole)
+        );
+    }
+    // A missing shard is named, and nothing is written.
+    std::fs::remove_dir_all(d.path().join("shards4/3")).unwrap();
+    let out = d.path().join("incomplete");
+    let err = merge(bin, &args, &d.path().join("shards4"), &out).unwrap_err();
+    assert!(
+        err.contains("1 of 4 shards missing or unfinished: 3 (no folder"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
