@@ -27,8 +27,16 @@
 //! previews/*.png      image | pseudo-label | ground truth (or the raw prediction without it)
 //! metrics.json        kept fraction, mIoU of raw and kept pseudo-labels, models used
 //! ```
+//!
+//! Shardable (`--shard I/N`, `--merge-shards DIR`; see `uda_stage`): a task runs the model
+//! (pass 1) on the `I`-th contiguous range of whole Zarr shards of `data`, writing its chunks of
+//! `prediction.zarr` and `confidence.zarr` and recording its class histograms (integer counts)
+//! in `shard.json`. The merge links the chunks into place, adds the histograms up and does
+//! pass 2 (thresholds, `pseudo_labels.zarr`, scores, previews, tables, metrics) over all images,
+//! without loading the model: the folder is byte-identical to an unsharded run's.
 
 mod report;
+mod shards;
 pub mod thresholds;
 
 use anyhow::Context;
@@ -41,7 +49,9 @@ use uda_data::imageset::MANIFEST;
 use uda_data::zarr::{ArrayLayout, ImageArray, ImageArrayWriter};
 use uda_metrics::ConfusionMatrix;
 use uda_metrics::panel::{Raster, write_qualitative_panel};
-use uda_stage::{InputSpec, OutputSpec, ParamProblem, ParamProblems, Stage, StageContext};
+use uda_stage::{
+    InputSpec, OutputSpec, ParamProblem, ParamProblems, Shard, ShardSpec, Stage, StageContext,
+};
 use uda_train::ensemble::ModelInput;
 
 pub use thresholds::{ClassHistograms, Thresholds};
@@ -160,8 +170,30 @@ impl Stage for PseudolabelDump {
         p.validate()
     }
 
+    const SHARDABLE: bool = true;
+
     fn run(ctx: &StageContext, p: &PseudolabelParams) -> anyhow::Result<()> {
         run(ctx, p)
+    }
+
+    fn run_shard(
+        ctx: &StageContext,
+        p: &PseudolabelParams,
+        shard: ShardSpec,
+    ) -> anyhow::Result<serde_json::Value> {
+        let setup = Setup::open(ctx)?;
+        Ok(serde_json::to_value(predict(ctx, p, &setup, shard)?)?)
+    }
+
+    fn merge_shards(
+        ctx: &StageContext,
+        p: &PseudolabelParams,
+        shards: &[Shard],
+    ) -> anyhow::Result<()> {
+        let setup = Setup::open(ctx)?;
+        setup.create_pass1_arrays(ctx.out_dir())?;
+        let hist = shards::assemble(ctx.out_dir(), &setup, shards)?;
+        finish(ctx, p, &setup, &hist)
     }
 }
 
@@ -220,16 +252,68 @@ fn open_inputs(data_dir: &Path, labels_dir: Option<&Path>) -> anyhow::Result<Inp
     Ok(Inputs { data, labels_from })
 }
 
+/// The model members and the images to label: what every run (whole, shard task or merge)
+/// starts from. Opening them loads no weights.
+#[derive(Debug)]
+struct Setup {
+    dirs: Vec<std::path::PathBuf>,
+    inputs: Inputs,
+    layout: ArrayLayout,
+}
+
+impl Setup {
+    fn open(ctx: &StageContext) -> anyhow::Result<Self> {
+        let dirs = ModelInput::find(ctx.input("model")?)
+            .context("input 'model'")?
+            .dirs()
+            .to_vec();
+        let inputs = open_inputs(ctx.input("data")?, ctx.optional_input("labels"))?;
+        let images = inputs.data.images();
+        let layout = ArrayLayout {
+            images_per_shard: images.layout().images_per_shard,
+            ..ArrayLayout::labels(images.len(), images.height(), images.width())
+        };
+        Ok(Self {
+            dirs,
+            inputs,
+            layout,
+        })
+    }
+
+    /// The images of `shard`: a range of whole Zarr shards of `data`.
+    fn range(&self, shard: ShardSpec) -> std::ops::Range<usize> {
+        shard.range(self.layout.len, self.layout.images_per_shard)
+    }
+
+    /// The prediction and confidence arrays (metadata only) in `out`.
+    fn create_pass1_arrays(&self, out: &Path) -> anyhow::Result<[ImageArrayWriter; 2]> {
+        Ok([
+            ImageArrayWriter::create(&out.join(PREDICTION), self.layout)?,
+            ImageArrayWriter::create(&out.join(CONFIDENCE), self.layout)?,
+        ])
+    }
+}
+
 fn run(ctx: &StageContext, p: &PseudolabelParams) -> anyhow::Result<()> {
+    let setup = Setup::open(ctx)?;
+    let part = predict(ctx, p, &setup, ShardSpec::WHOLE)?;
+    finish(ctx, p, &setup, &part.histograms())
+}
+
+/// Pass 1 over `shard`'s images: predictions and confidences into `ctx`'s output folder (arrays
+/// shaped for all images, of which the shard writes its own Zarr shards), and the class
+/// histograms of the confidences.
+fn predict(
+    ctx: &StageContext,
+    p: &PseudolabelParams,
+    setup: &Setup,
+    shard: ShardSpec,
+) -> anyhow::Result<shards::Part> {
     uda_train::set_threads(p.threads);
     let device = uda_models::device_from_spec(&p.device)
         .with_context(|| format!("param device '{}'", p.device))?;
-    let dirs = ModelInput::find(ctx.input("model")?)
-        .context("input 'model'")?
-        .dirs()
-        .to_vec();
-    let inputs = open_inputs(ctx.input("data")?, ctx.optional_input("labels"))?;
-    let ensemble = Ensemble::load(&dirs, device)?.with_precision(p.precision);
+    let dirs = &setup.dirs;
+    let ensemble = Ensemble::load(dirs, device)?.with_precision(p.precision);
     eprintln!(
         "pseudolabel-dump: {} model(s): {}",
         dirs.len(),
@@ -239,21 +323,16 @@ fn run(ctx: &StageContext, p: &PseudolabelParams) -> anyhow::Result<()> {
             .join(", ")
     );
 
-    let images = inputs.data.images();
-    let (n, h, w) = (images.len(), images.height(), images.width());
-    let out = ctx.out_dir();
-    let layout = ArrayLayout {
-        images_per_shard: images.layout().images_per_shard,
-        ..ArrayLayout::labels(n, h, w)
-    };
-    let pred_writer = ImageArrayWriter::create(&out.join(PREDICTION), layout)?;
-    let conf_writer = ImageArrayWriter::create(&out.join(CONFIDENCE), layout)?;
+    let images = setup.inputs.data.images();
+    let (h, w) = (images.height(), images.width());
+    let [pred_writer, conf_writer] = setup.create_pass1_arrays(ctx.out_dir())?;
+    let range = setup.range(shard);
+    let per_shard = setup.layout.images_per_shard;
 
-    // Pass 1: predictions and confidences, shard by shard; class histograms of confidences.
     let mut hist = ClassHistograms::default();
-    let progress = ctx.progress("predict", n as u64);
-    for shard in 0..pred_writer.shard_count() {
-        let range = pred_writer.shard_range(shard);
+    let progress = ctx.progress("predict", range.len() as u64);
+    for zarr_shard in range.start / per_shard..range.end.div_ceil(per_shard) {
+        let range = pred_writer.shard_range(zarr_shard);
         let mut pred = Vec::with_capacity(range.len() * h * w);
         let mut conf = Vec::with_capacity(range.len() * h * w);
         for start in range.clone().step_by(p.batch_size) {
@@ -267,13 +346,29 @@ fn run(ctx: &StageContext, p: &PseudolabelParams) -> anyhow::Result<()> {
             progress.inc(count as u64);
         }
         hist.add(&pred, &conf);
-        pred_writer.write_shard(shard, &pred)?;
-        conf_writer.write_shard(shard, &conf)?;
+        pred_writer.write_shard(zarr_shard, &pred)?;
+        conf_writer.write_shard(zarr_shard, &conf)?;
     }
     progress.finish();
-    let pred_array = pred_writer.finish()?;
-    let conf_array = conf_writer.finish()?;
-    let thresholds = Thresholds::fda(&hist, p.percentile, p.cap);
+    Ok(shards::Part::new(setup.layout.len, range, &hist))
+}
+
+/// Pass 2 over every image, once `ctx`'s output folder holds the complete prediction and
+/// confidence arrays and `hist` counts all their pixels: the thresholds, the pseudo-labels,
+/// scores against the ground truth, previews, the manifest, the class table and the metrics.
+fn finish(
+    ctx: &StageContext,
+    p: &PseudolabelParams,
+    setup: &Setup,
+    hist: &ClassHistograms,
+) -> anyhow::Result<()> {
+    let (inputs, dirs, layout) = (&setup.inputs, &setup.dirs, setup.layout);
+    let images = inputs.data.images();
+    let (n, h, w) = (layout.len, layout.height, layout.width);
+    let out = ctx.out_dir();
+    let pred_array = ImageArray::open(&out.join(PREDICTION))?;
+    let conf_array = ImageArray::open(&out.join(CONFIDENCE))?;
+    let thresholds = Thresholds::fda(hist, p.percentile, p.cap);
 
     // Pass 2: threshold, score against ground truth, previews.
     let pseudo_writer = ImageArrayWriter::create(&out.join(PSEUDO_LABELS), layout)?;
@@ -328,7 +423,7 @@ fn run(ctx: &StageContext, p: &PseudolabelParams) -> anyhow::Result<()> {
     }
 
     let table = report::ClassTable::new(
-        &hist,
+        hist,
         &thresholds,
         &kept_counts,
         gt_labels.is_some().then_some((&raw_cm, &kept_cm)),

@@ -46,6 +46,16 @@ impl ClassHistograms {
         }
     }
 
+    /// Each class's counts per level (what a shard task records).
+    pub fn counts(&self) -> &[[u64; LEVELS]] {
+        &self.counts
+    }
+
+    /// Histograms with these [`ClassHistograms::counts`]; `None` unless there is one row per class.
+    pub fn from_counts(counts: Vec<[u64; LEVELS]>) -> Option<Self> {
+        (counts.len() == NUM_CLASSES).then_some(Self { counts })
+    }
+
     pub fn merge(&mut self, other: &Self) {
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             for (x, y) in a.iter_mut().zip(b) {

@@ -255,3 +255,83 @@ fn bad_inputs_fail_with_the_input_named_and_nothing_written() {
         assert!(!out.exists(), "case {k} left {}", out.display());
     }
 }
+
+/// `from`'s ImageSet rewritten at `to` with `per_shard` images per Zarr shard (the synthetic sets
+/// come in one shard), so that sharded runs split it.
+fn rechunk(from: &Path, to: &Path, per_shard: usize) {
+    use uda_data::imageset::{IMAGES, LABELS, MANIFEST};
+    use uda_data::zarr::ImageArrayWriter;
+    for name in [IMAGES, LABELS] {
+        let Ok(array) = ImageArray::open(&from.join(name)) else {
+            continue;
+        };
+        let layout = uda_data::zarr::ArrayLayout {
+            images_per_shard: per_shard,
+            ..*array.layout()
+        };
+        let w = ImageArrayWriter::create(&to.join(name), layout).unwrap();
+        for s in 0..w.shard_count() {
+            let r = w.shard_range(s);
+            w.write_shard(s, &array.read_range(r.start, r.len()).unwrap())
+                .unwrap();
+        }
+    }
+    if from.join(MANIFEST).exists() {
+        std::fs::copy(from.join(MANIFEST), to.join(MANIFEST)).unwrap();
+    }
+}
+
+#[test]
+fn shards_and_merge_write_the_unsharded_folder_byte_for_byte() {
+    use uda_testing::shards::{Binary, differences, merge, run as run_bin, run_sharded};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_imageset(&root.join("one-shard"), 5, 24, 48, true, 3, 0.5).unwrap();
+    // 5 images in Zarr shards of 2: 3 chunks.
+    rechunk(&root.join("one-shard"), &root.join("target"), 2);
+    random_model(&root.join("m"), 2);
+    let bin = Binary::new(Path::new(BIN));
+    let args: Vec<String> = [
+        "--input",
+        &format!("model={}", root.join("m").display()),
+        "--input",
+        &format!("data={}", root.join("target").display()),
+        "-p",
+        "device=cpu",
+        "-p",
+        "threads=1",
+        "-p",
+        "batch_size=2",
+        "-p",
+        "previews=3",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let whole = root.join("whole");
+    let mut whole_args = vec!["--out".to_string(), whole.display().to_string()];
+    whole_args.extend(args.clone());
+    run_bin(bin, &whole_args).unwrap();
+    assert!(whole.join("previews/00002.png").exists());
+    // 2 shards, and 5: more than the 3 chunks, so some tasks predict nothing.
+    for count in [2, 5] {
+        let shards = root.join(format!("shards{count}"));
+        let merged = root.join(format!("merged{count}"));
+        let logs = run_sharded(bin, &args, &shards, &merged, count).unwrap();
+        assert!(logs[0].contains(r#""uda_progress""#), "{}", logs[0]);
+        assert_eq!(
+            differences(&whole, &merged),
+            Vec::<String>::new(),
+            "{count} shards"
+        );
+    }
+    // A missing shard is named, and nothing is written.
+    std::fs::remove_dir_all(root.join("shards5/0")).unwrap();
+    let out = root.join("incomplete");
+    let err = merge(bin, &args, &root.join("shards5"), &out).unwrap_err();
+    assert!(
+        err.contains("1 of 5 shards missing or unfinished: 0 (no folder"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
