@@ -19,6 +19,8 @@ fn project() -> Project {
         duration_s: 0.25,
         peak_rss_bytes: Some(7),
         exit_status: Some(0),
+        executor: None,
+        job_id: None,
     };
     uda_runner::history::write_run(&p.path("tables"), "t", &[row]).unwrap();
     p

@@ -113,6 +113,8 @@ pub fn accept(
             duration_s: 0.0,
             peak_rss_bytes: None,
             exit_status: None,
+            executor: None,
+            job_id: None,
         });
         done.push(Accepted::Carried {
             node: n.id.clone(),

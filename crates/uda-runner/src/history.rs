@@ -26,6 +26,9 @@ pub struct HistoryRow {
     pub duration_s: f64,
     pub peak_rss_bytes: Option<u64>,
     pub exit_status: Option<i32>,
+    /// Where it ran when a batch scheduler ran it (`slurm`), and its job ids.
+    pub executor: Option<String>,
+    pub job_id: Option<String>,
 }
 
 fn schema() -> Arc<Schema> {
@@ -45,7 +48,25 @@ fn schema() -> Arc<Schema> {
         Field::new("duration_s", DataType::Float64, false),
         Field::new("peak_rss_bytes", DataType::UInt64, true),
         Field::new("exit_status", DataType::Int32, true),
+        Field::new("executor", DataType::Utf8, true),
+        Field::new("job_id", DataType::Utf8, true),
     ]))
+}
+
+/// A history batch in the current schema: files written before a column existed get it as
+/// nulls, so every run's rows print as one table.
+pub fn to_current_schema(b: &RecordBatch) -> Result<RecordBatch> {
+    let schema = schema();
+    let cols: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match b.column_by_name(f.name()) {
+            Some(c) => Arc::clone(c),
+            None => arrow::array::new_null_array(f.data_type(), b.num_rows()),
+        })
+        .collect();
+    RecordBatch::try_new(schema, cols)
+        .map_err(|e| RunnerError::table("reading an older run history", e))
 }
 
 pub fn to_batch(rows: &[HistoryRow]) -> Result<RecordBatch> {
@@ -71,6 +92,12 @@ pub fn to_batch(rows: &[HistoryRow]) -> Result<RecordBatch> {
             rows.iter().map(|r| r.peak_rss_bytes),
         )),
         Arc::new(Int32Array::from_iter(rows.iter().map(|r| r.exit_status))),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| r.executor.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| r.job_id.as_deref()),
+        )),
     ];
     RecordBatch::try_new(schema(), cols)
         .map_err(|e| RunnerError::table("building the run history", e))
@@ -147,6 +174,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn histories_written_before_the_executor_columns_read_as_nulls() {
+        use arrow::array::Array;
+        let row = HistoryRow {
+            run_id: "r0".into(),
+            pipeline: "p".into(),
+            node: "gen".into(),
+            stage: "gen".into(),
+            kind: "k".into(),
+            key: "abc".into(),
+            outcome: "ran".into(),
+            start_ms: 1,
+            duration_s: 0.5,
+            peak_rss_bytes: None,
+            exit_status: Some(0),
+            executor: None,
+            job_id: None,
+        };
+        let now = to_batch(&[row]).unwrap();
+        // The file as session-6 builds wrote it: no executor or job_id column.
+        let old = now
+            .project(&(0..now.num_columns() - 2).collect::<Vec<_>>())
+            .unwrap();
+        let b = to_current_schema(&old).unwrap();
+        assert_eq!(b.schema(), schema());
+        let col = b.column_by_name("job_id").unwrap();
+        assert_eq!((col.len(), col.null_count()), (1, 1));
+        assert_eq!(b.column_by_name("node").unwrap().null_count(), 0);
+    }
+
+    #[test]
     fn history_round_trips_and_prints() {
         let dir = tempfile::tempdir().unwrap();
         let row = HistoryRow {
@@ -161,6 +218,8 @@ mod tests {
             duration_s: 1.5,
             peak_rss_bytes: Some(1 << 20),
             exit_status: Some(0),
+            executor: Some("slurm".into()),
+            job_id: Some("41".into()),
         };
         let skipped = HistoryRow {
             outcome: "skipped".into(),

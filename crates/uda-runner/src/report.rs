@@ -151,7 +151,8 @@ pub fn report_history(
         .collect::<Result<Vec<_>>>()?
         .into_iter()
         .flatten()
-        .collect();
+        .map(|b| history::to_current_schema(&b))
+        .collect::<Result<Vec<_>>>()?;
     w(out, history::pretty(&batches, limit)?)
 }
 

@@ -393,6 +393,10 @@ fn history_rows(
         .iter()
         .map(|(i, o)| {
             let n = &g.nodes[*i];
+            let remote = match o {
+                Outcome::Ran(r) => r.remote.as_ref(),
+                _ => None,
+            };
             let (outcome, start, dur, rss, exit) = match o {
                 Outcome::Cached => ("cached", crate::cache::now_ms(), 0.0, None, None),
                 Outcome::Ran(r) => (
@@ -417,6 +421,8 @@ fn history_rows(
                 duration_s: dur,
                 peak_rss_bytes: rss,
                 exit_status: exit,
+                executor: remote.map(|r| r.executor.clone()),
+                job_id: remote.map(|r| r.job_ids.join(",")),
             }
         })
         .collect()

@@ -131,6 +131,9 @@ pub(crate) fn follow(
             continue;
         }
         seen = snap.polls;
+        if !unit.ids().iter().all(|id| snap.queried.contains(id)) {
+            continue;
+        }
         // Without slurmdbd, sacct lists array tasks by their own job ids (written by each
         // task into its start marker), not as ARRAY_TASK.
         if let Unit::Sharded { shards, .. } = unit {

@@ -287,6 +287,10 @@ impl Executor for SlurmExecutor {
                 continue;
             }
             follow::write_log(job, &unit)?;
+            if matches!(unit, Unit::Sharded { .. }) && ended.state == JobState::Completed {
+                // The merge linked what it needed into `out/`; the parts are not the entry's.
+                crate::cache::remove_tree(&job.workdir.join("shards"));
+            }
             return Ok(result(job, &unit, &ended, job_ids, attempt));
         }
     }

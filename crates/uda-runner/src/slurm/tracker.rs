@@ -36,6 +36,9 @@ pub struct Snapshot {
     pub squeue_failed: bool,
     /// The last error of a poll command, for messages.
     pub error: Option<String>,
+    /// The ids this poll asked about: a snapshot from a poll that started before a job was
+    /// tracked says nothing about it.
+    pub queried: BTreeSet<String>,
 }
 
 impl Snapshot {
@@ -154,7 +157,8 @@ fn poll_loop(inner: &(Mutex<State>, Condvar), accounting: &Mutex<Accounting>, in
             std::thread::sleep(interval - since);
         }
         last = Instant::now();
-        let snap = poll_once(&ids, accounting);
+        let mut snap = poll_once(&ids, accounting);
+        snap.queried = ids.into_iter().collect();
         let Ok(mut s) = m.lock() else { return };
         let polls = s.snapshot.polls + 1;
         s.snapshot = Snapshot { polls, ..snap };
