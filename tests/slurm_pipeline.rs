@@ -50,16 +50,6 @@ fn entries(cache: &Path) -> BTreeMap<String, (String, String, serde_json::Value)
         .collect()
 }
 
-/// The nodes whose outputs do not depend on wall-clock figures: the synthetic data and its
-/// preprocessing. (FDA and training stages write timings into their metrics, so two runs of them
-/// differ in those files and their downstream keys differ: that is not the executor.)
-const DETERMINISTIC: [&str; 4] = [
-    "synth[seed=0]",
-    "source[seed=0]",
-    "target[seed=0]",
-    "target_val[seed=0]",
-];
-
 fn by_node(
     m: &BTreeMap<String, (String, String, serde_json::Value)>,
 ) -> BTreeMap<String, (String, String)> {
@@ -75,11 +65,10 @@ fn default_pipeline_sharded_on_slurm_is_byte_identical_to_local() {
     }
     let exe = toy::uda_pipe();
     let d = tempfile::tempdir().unwrap();
-    let (local, slurm) = (d.path().join("local"), d.path().join("slurm"));
-    run(&exe, &local, &["--executor", "local"]);
+    let cache = d.path().join("cache");
     run(
         &exe,
-        &slurm,
+        &cache,
         &[
             "--executor",
             "slurm",
@@ -89,16 +78,11 @@ fn default_pipeline_sharded_on_slurm_is_byte_identical_to_local() {
             "3",
         ],
     );
-    let (a, b) = (by_node(&entries(&local)), by_node(&entries(&slurm)));
-    assert_eq!(a.len(), b.len(), "{a:?}\n{b:?}");
-    // Same keys and bytes where the pipeline itself is deterministic.
-    for n in DETERMINISTIC {
-        assert_eq!(a[n], b[n], "{n}: local vs Slurm (sharded)");
-    }
-    let sched = entries(&slurm);
-    let mut sharded: Vec<String> = sched
+    let slurm = entries(&cache);
+    let mut sharded: Vec<String> = slurm
         .values()
         .filter(|(_, _, s)| {
+            assert_eq!(s["executor"], "slurm", "{s}");
             assert_eq!(s["state"], "COMPLETED", "{s}");
             s["shards"] == 3
         })
@@ -109,34 +93,39 @@ fn default_pipeline_sharded_on_slurm_is_byte_identical_to_local() {
         "source[",
         "target[",
         "target_val[",
-        "eval_ours[",
-        "eval_pretrain[",
         "fda[",
         "pseudo[",
+        "eval_ours[",
+        "eval_pretrain[",
     ] {
         assert!(
             sharded.iter().any(|n| n.starts_with(must)),
             "{must} did not run as an array job: {sharded:?}"
         );
     }
-    // Every sharded evaluation recomputed locally, unsharded, from the very same inputs: the
-    // same key and the same bytes.
-    let evals: Vec<&String> = sharded.iter().filter(|n| n.starts_with("eval_")).collect();
+    // Every sharded preprocessing and evaluation recomputed locally, unsharded, from the very
+    // same inputs: the same key and the same bytes. (FDA's and pseudolabel-dump's metrics hold
+    // wall-clock timings, which differ between any two runs; their other files are compared by
+    // the stages' own shard tests.)
+    let compared: Vec<&String> = sharded
+        .iter()
+        .filter(|n| !n.starts_with("fda[") && !n.starts_with("pseudo["))
+        .collect();
     let mut args = vec!["--executor", "local", "--force"];
-    for e in &evals {
+    for n in &compared {
         args.push("--stage");
-        args.push(e.as_str());
+        args.push(n.as_str());
     }
-    run(&exe, &slurm, &args);
-    let c = by_node(&entries(&slurm));
-    for e in &evals {
+    run(&exe, &cache, &args);
+    let (before, after) = (by_node(&slurm), by_node(&entries(&cache)));
+    for n in &compared {
         assert_eq!(
-            b[e.as_str()],
-            c[e.as_str()],
-            "{e}: Slurm (3 shards) vs local"
+            before[n.as_str()],
+            after[n.as_str()],
+            "{n}: Slurm (3 shards) vs local"
         );
     }
     // The Slurm run's cache is complete for a local run.
-    let out = run(&exe, &slurm, &["--executor", "local"]);
+    let out = run(&exe, &cache, &["--executor", "local"]);
     assert!(out.lines().any(|l| l.starts_with("0 ran, ")), "{out}");
 }
