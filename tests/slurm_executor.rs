@@ -14,24 +14,24 @@ use std::time::Duration;
 
 /// The toy pipeline of the runner tests, on Slurm, polled every second.
 fn toy() -> Project {
-    let p = Project::new(&format!(
+    let p = Project::new(
         "\
 executor:
-  slurm: {{poll_interval_s: 1}}
+  slurm: {poll_interval_s: 1}
 params:
   text: hi
 stages:
   gen:
     kind: uda-test-gen
     params:
-      text: ${{text}}
+      text: ${text}
       count: 3
   copy:
     kind: uda-test-copy
-    inputs: {{src: gen/files, extra: ./data}}
-    params: {{upper: true}}
-"
-    ));
+    inputs: {src: gen/files, extra: ./data}
+    params: {upper: true}
+",
+    );
     p.write("data/a.txt", "a\n");
     p
 }
