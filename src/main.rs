@@ -301,6 +301,10 @@ struct RunArgs {
     /// (partition, account, qos, sbatch, prologue, poll_interval_s, max_retries, default_memory_gb).
     #[arg(long = "slurm-opt", value_name = "KEY=VALUE")]
     slurm_opts: Vec<String>,
+    /// Resubmissions of a Slurm job that ended PREEMPTED, NODE_FAIL or BOOT_FAIL (default 1, or
+    /// the pipeline's executor.slurm.max_retries); a training stage resumes from its checkpoint.
+    #[arg(long, value_name = "N")]
+    max_retries: Option<u32>,
     /// Array tasks for every shardable stage on Slurm (over each stage's resources.shards).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     shards: Option<u32>,
@@ -600,6 +604,9 @@ fn executor(
     };
     for o in &a.slurm_opts {
         slurm.set_opt(o).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(n) = a.max_retries {
+        slurm.max_retries = n;
     }
     Ok(match kind {
         ExecutorKind::Local => Box::new(LocalExecutor::with_trampoline(exe)),

@@ -5,7 +5,8 @@
 #   bash scripts/bench/slurm_shards.sh prepare [UDA_PIPE] [N]   # generates the data once
 #   bash scripts/bench/slurm_shards.sh run SHARDS [UDA_PIPE]     # one forced run of the stage
 #
-# Time `run 1` against `run 2` side by side with a whole-process timer. Each task asks for 1 CPU,
+# Shards are whole Zarr shard files (`images_per_shard`, 64 by default; 8 here so that the N
+# images make 2 tasks' worth). Time `run 1` against `run 2` side by side with a whole-process timer. Each task asks for 1 CPU,
 # so 2 shards use the 2 CPUs of the loopback cluster (scripts/slurm/cluster.sh).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -27,7 +28,7 @@ stages:
   source:
     kind: preprocess-resize
     inputs: {root: synth/gta5}
-    params: {dataset: gta5, size: [512, 1024]}
+    params: {dataset: gta5, size: [512, 1024], images_per_shard: 8}
     resources: {cpus: 1, memory_gb: 2}
 YAML
     "$uda" run "$work/pipeline.yaml"

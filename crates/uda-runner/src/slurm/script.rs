@@ -69,6 +69,9 @@ impl ScriptSpec<'_> {
             format!("--chdir={}", self.workdir.display()),
             "--nodes=1".to_string(),
             "--ntasks=1".to_string(),
+            // A job Slurm would requeue by itself (node failure, preemption) ends instead, and
+            // uda-pipe submits it afresh (`max_retries`) into a clean staging folder.
+            "--no-requeue".to_string(),
             format!("--cpus-per-task={}", r.cpus.max(1)),
         ];
         let mem_gb = if r.memory_gb > 0.0 {
