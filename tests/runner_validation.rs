@@ -174,3 +174,34 @@ fn a_stage_s_own_value_check_fails_before_anything_runs_at_the_param_s_line() {
     p.fails(&["status"]);
     assert_eq!(checks(), before, "remembered answers are not rewritten");
 }
+
+#[test]
+fn executor_and_scheduler_resources_are_checked_with_their_lines() {
+    let out = reject(
+        "executor:\n  slurm: {partiton: gpu}\nstages:\n  a:\n    kind: uda-test-gen\n    resources: {time: soon, shards: 4}\n",
+    );
+    assert!(
+        out.contains("pipeline.yaml:2:3: executor.slurm.partiton: unknown Slurm setting 'partiton' (known: partition,"),
+        "{out}"
+    );
+    assert!(
+        out.contains("pipeline.yaml:6:23: stage 'a': resources.time: 'soon' is not a time limit"),
+        "{out}"
+    );
+    assert!(
+        out.contains("stage 'a': resources.shards: uda-test-gen cannot run as array tasks"),
+        "{out}"
+    );
+    // --executor on the command line wins over the file, and names what it accepts.
+    let p = Project::new("stages:\n  a:\n    kind: uda-test-gen\n");
+    let out = p.fails(&["run", "--executor", "pbs"]);
+    assert!(out.contains("invalid value 'pbs'"), "{out}");
+    let out = p.fails(&[
+        "run",
+        "--executor",
+        "slurm",
+        "--slurm-opt",
+        "poll_interval_s=0.1",
+    ]);
+    assert!(out.contains("flood"), "{out}");
+}

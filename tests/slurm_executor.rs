@@ -65,6 +65,20 @@ fn slurm_and_local_runs_share_every_entry() {
         assert!(text.contains("#SBATCH --mem="), "{text}");
     }
     assert_eq!(p.read_latest("copy", "f1.txt"), "HI 1 X1 SEED 0\n");
+    let show = p.ok(&["show", "gen"]);
+    let job = p.entry_json("gen")["scheduler"]["job_ids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        show.contains(&format!("slurm:   job {job}, COMPLETED, queued ")),
+        "{show}"
+    );
+    let history = p.ok(&["report", "--history"]);
+    assert!(
+        history.contains("slurm") && history.contains(&job),
+        "{history}"
+    );
     // The same keys: a local run finds everything cached.
     let out = p.ok(&["run", "--executor", "local"]);
     assert_eq!(Project::counts(&out), (0, 2), "{out}");

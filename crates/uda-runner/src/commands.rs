@@ -297,6 +297,9 @@ pub fn show(ctx: &Context, pattern: &str, out: &mut dyn Write) -> Result<()> {
                         m.exit_status
                     ),
                 )?;
+                if let Some(r) = &m.scheduler {
+                    w(out, format!("  {}", describe_remote(r)))?;
+                }
                 w(
                     out,
                     format!(
@@ -542,4 +545,27 @@ fn dir_size(p: &Path) -> u64 {
         .filter(|m| m.is_file())
         .map(|m| m.len())
         .sum()
+}
+
+/// `show`'s line for an entry a batch scheduler computed.
+fn describe_remote(r: &crate::executor::RemoteRecord) -> String {
+    let mut s = format!(
+        "{}:   job {}, {}, queued {:.1} s, on {}",
+        r.executor,
+        r.job_ids.join(","),
+        r.state.name(),
+        r.queued_s,
+        if r.nodes.is_empty() {
+            "(node unknown)".to_string()
+        } else {
+            r.nodes.join(",")
+        }
+    );
+    if r.shards > 1 {
+        s.push_str(&format!(", {} shards", r.shards));
+    }
+    if r.attempts > 1 {
+        s.push_str(&format!(", attempt {}", r.attempts));
+    }
+    s
 }

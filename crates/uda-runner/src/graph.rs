@@ -240,6 +240,16 @@ pub fn build(p: &PipelineFile, registry: &Registry, issues: &mut Issues) -> Opti
                 .entry(decl.name.clone())
                 .or_default()
                 .push(nodes.len());
+            if decl.resources.shards > 1 && !binary.description.shardable {
+                issues.add(
+                    decl.loc,
+                    Some(&id),
+                    format!(
+                        "resources.shards: {} cannot run as array tasks (its --describe does not say \"shardable\": true); remove `shards`",
+                        decl.kind
+                    ),
+                );
+            }
             ids.push(id.clone());
             nodes.push(Node {
                 id,
