@@ -276,3 +276,19 @@ fn two_runs_on_one_cache_compute_each_entry_once() {
             .ends_with(".owner"))
     );
 }
+
+#[test]
+fn a_job_over_its_memory_says_out_of_memory() {
+    if !slurm_ready() {
+        return;
+    }
+    // 800 MiB held for 6 s under a 256 MiB request: Slurm's accounting kills it.
+    let p = Project::new(
+        "name: hungry\nexecutor: {slurm: {poll_interval_s: 1}}\nstages:\n  big:\n    kind: uda-test-gen\n    params: {alloc_mb: 800, hold_ms: 6000}\n    resources: {memory_gb: 0.25}\n",
+    );
+    let out = p.fails(&["run"]);
+    assert!(out.contains("OUT_OF_MEMORY"), "{out}");
+    assert!(out.contains("raise resources.memory_gb"), "{out}");
+    assert!(out.contains("Exceeded job memory limit"), "{out}");
+    assert!(p.entries().is_empty(), "{:?}", p.entries());
+}

@@ -43,6 +43,9 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=1
+# Without cgroups (task/none) memory limits are enforced by the accounting poller: a job over its
+# --mem is killed and ends OUT_OF_MEMORY, as on a real cluster.
+JobAcctGatherParams=OverMemoryKill
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$logs/jobcomp.log
@@ -65,12 +68,14 @@ CONF
 running() { timeout 5 sinfo -h >/dev/null 2>&1; }
 
 start() {
-  if running; then
+  command -v slurmctld >/dev/null || { echo "slurm: slurmctld not installed (apt-get install slurm-wlm munge)" >&2; exit 1; }
+  local before=""
+  [ -f "$conf" ] && before="$(cat "$conf")"
+  write_conf
+  if running && [ "$before" = "$(cat "$conf")" ]; then
     echo "slurm: already running"
     return 0
   fi
-  command -v slurmctld >/dev/null || { echo "slurm: slurmctld not installed (apt-get install slurm-wlm munge)" >&2; exit 1; }
-  write_conf
   if ! pgrep -x munged >/dev/null; then
     mkdir -p /run/munge /var/log/munge /var/lib/munge
     [ -s /etc/munge/munge.key ] || { mkdir -p /etc/munge; dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none; }

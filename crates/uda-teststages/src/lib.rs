@@ -19,8 +19,9 @@ pub struct GenParams {
     pub seed: i64,
     /// Also write `stamp.txt` with the current time (a non-deterministic output).
     pub stamp: bool,
-    /// Touch this many MiB of memory for 200 ms (to test peak-memory reporting).
+    /// Touch this many MiB of memory for `hold_ms` (to test peak-memory reporting and limits).
     pub alloc_mb: u64,
+    pub hold_ms: u64,
     /// Also write `files/link`, a symbolic link to this path (outputs must be plain files).
     pub link_to: String,
 }
@@ -34,6 +35,7 @@ impl Default for GenParams {
             seed: 0,
             stamp: false,
             alloc_mb: 0,
+            hold_ms: 200,
             link_to: String::new(),
         }
     }
@@ -64,7 +66,7 @@ impl Stage for Gen {
     fn run(ctx: &StageContext, p: &GenParams) -> anyhow::Result<()> {
         if p.alloc_mb > 0 {
             let block = vec![1u8; (p.alloc_mb as usize) << 20];
-            std::thread::sleep(std::time::Duration::from_millis(200));
+            std::thread::sleep(std::time::Duration::from_millis(p.hold_ms));
             println!(
                 "touched {} MiB (checksum {})",
                 p.alloc_mb,

@@ -181,6 +181,23 @@ impl SlurmExecutor {
     }
 }
 
+/// Whether slurmstepd wrote into a job log that it killed the job for its memory (the
+/// accounting poller's "Exceeded job memory limit", or the cgroup's "oom-kill").
+fn killed_for_memory(dir: &Path) -> bool {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    rd.flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .any(|e| {
+            std::fs::read_to_string(e.path()).is_ok_and(|t| {
+                t.contains("Exceeded job memory limit")
+                    || t.contains("exceeded memory limit")
+                    || t.contains("oom-kill")
+            })
+        })
+}
+
 /// Removes `OUT.partial-*` folders a killed stage left beside its output.
 fn remove_partials(out: &Path) {
     let (Some(parent), Some(name)) = (out.parent(), out.file_name()) else {
@@ -269,7 +286,22 @@ impl Executor for SlurmExecutor {
                 // The job, not this process, is what other hosts judge the key's lock by.
                 crate::owner::set_job(owner, &unit.ids().join(","));
             }
-            let ended = follow::follow(&self.tracker, job, &unit, progress)?;
+            let mut ended = follow::follow(&self.tracker, job, &unit, progress)?;
+            if matches!(ended.state, JobState::Failed | JobState::Cancelled)
+                && killed_for_memory(&job.workdir.join("slurm"))
+            {
+                // Without cgroups Slurm's accounting kills the step and calls the job FAILED;
+                // its log says why, and that is what the user must change.
+                ended.state = JobState::OutOfMemory;
+                ended.failed_part = Some(format!(
+                    "{}: OUT_OF_MEMORY",
+                    ended
+                        .failed_part
+                        .as_deref()
+                        .and_then(|p| p.split(':').next())
+                        .unwrap_or("job")
+                ));
+            }
             let cancelled = crate::process::cancel_signal().is_some();
             if ended.state.is_retryable() && attempt <= self.config.max_retries && !cancelled {
                 progress(ProgressUpdate {
