@@ -23,7 +23,7 @@ fn unknown_stage_kind() {
 #[test]
 fn unknown_param() {
     let out = reject("stages:\n  a:\n    kind: uda-test-gen\n    params:\n      cont: 3\n");
-    assert!(out.contains("pipeline.yaml:5:7: stage 'a': unknown param 'cont' for kind uda-test-gen (it takes: alloc_mb, count, link_to, scale, seed, stamp, text)"), "{out}");
+    assert!(out.contains("pipeline.yaml:5:7: stage 'a': unknown param 'cont' for kind uda-test-gen (it takes: alloc_mb, count, hold_ms, link_to, scale, seed, stamp, text)"), "{out}");
 }
 
 #[test]
