@@ -28,21 +28,7 @@ fn run_counts(text: &str) -> [usize; 4] {
 }
 
 fn run(exe: &Path, cache: &Path, extra: &[&str]) -> String {
-    let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline.yaml");
-    let mut c = Command::new(exe);
-    c.arg("run").arg(&pipeline).arg("--cache").arg(cache);
-    for s in toy::TOY {
-        c.arg("--set").arg(s);
-    }
-    c.args(extra);
-    let o = c.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "uda-pipe run failed:\n{text}");
-    text
+    toy::run_default(exe, cache, extra)
 }
 
 #[test]

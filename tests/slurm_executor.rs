@@ -8,7 +8,7 @@
 mod runner_support;
 mod slurm_support;
 use runner_support::Project;
-use slurm_support::{jobs_named, slurm_ready, wait_for};
+use slurm_support::{finish, jobs_named, slurm_ready, start_until_running};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -133,28 +133,15 @@ fn scancel_from_outside_fails_the_stage_and_commits_nothing() {
         return;
     }
     let p = slow("scancelled", "");
-    let child = p
-        .cmd(&["run"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let name = "uda-scancelled-slow";
-    wait_for("the job to run", Duration::from_secs(60), || {
-        jobs_named(name).iter().any(|(_, s)| s == "RUNNING")
-    });
+    let child = start_until_running(&mut p.cmd(&["run"]), name);
     let st = std::process::Command::new("scancel")
         .args(["--name", name])
         .status()
         .unwrap();
     assert!(st.success());
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "{text}");
+    let (status, text) = finish(child);
+    assert!(!status.success(), "{text}");
     assert!(text.contains("CANCELLED"), "{text}");
     assert!(text.contains("scancel"), "{text}");
     assert!(p.entries().is_empty(), "{:?}", p.entries());
@@ -166,28 +153,15 @@ fn ctrl_c_cancels_the_jobs_and_leaves_no_entry() {
         return;
     }
     let p = slow("interrupted", "");
-    let child = p
-        .cmd(&["run"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let name = "uda-interrupted-slow";
-    wait_for("the job to run", Duration::from_secs(60), || {
-        jobs_named(name).iter().any(|(_, s)| s == "RUNNING")
-    });
+    let child = start_until_running(&mut p.cmd(&["run"]), name);
     let st = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(st.success());
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(130), "{text}");
+    let (status, text) = finish(child);
+    assert_eq!(status.code(), Some(130), "{text}");
     assert!(text.contains("cancelled"), "{text}");
     // uda-pipe waited for the job to end: nothing of ours is pending or running.
     let left: Vec<_> = jobs_named(name)
@@ -243,13 +217,8 @@ fn two_runs_on_one_cache_compute_each_entry_once() {
     let texts: Vec<String> = [a, b]
         .into_iter()
         .map(|c| {
-            let o = c.wait_with_output().unwrap();
-            let t = format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            );
-            assert!(o.status.success(), "{t}");
+            let (status, t) = finish(c);
+            assert!(status.success(), "{t}");
             t
         })
         .collect();

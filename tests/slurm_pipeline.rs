@@ -6,27 +6,9 @@ mod slurm_support;
 mod toy;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 fn run(exe: &Path, cache: &Path, extra: &[&str]) -> String {
-    let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline.yaml");
-    let mut c = Command::new(exe);
-    c.arg("run").arg(&pipeline).arg("--cache").arg(cache);
-    for s in toy::TOY {
-        c.arg("--set").arg(s);
-    }
-    let o = c
-        .args(extra)
-        .env_remove("CUDA_VISIBLE_DEVICES")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "uda-pipe run {extra:?} failed:\n{text}");
-    text
+    toy::run_default(exe, cache, extra)
 }
 
 /// key → (node, outputs_hash, scheduler record) of every entry of a cache.

@@ -4,8 +4,8 @@
 mod runner_support;
 mod slurm_support;
 use runner_support::Project;
-use slurm_support::{jobs_named, slurm_ready, wait_for};
-use std::process::{Command, Stdio};
+use slurm_support::{finish, jobs_named, slurm_ready, start_until_running, wait_for};
+use std::process::Command;
 use std::time::Duration;
 
 fn scontrol(state: &str) {
@@ -27,17 +27,7 @@ fn a_node_failure_is_resubmitted_and_the_stage_completes() {
     let p = Project::new(
         "executor: {slurm: {poll_interval_s: 1}}\nstages:\n  slow:\n    kind: uda-test-slow\n    params: {millis: 6000, chunks: 6}\n",
     );
-    let child = p
-        .cmd(&["run"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the job to run", Duration::from_secs(60), || {
-        jobs_named("uda-pipeline-slow")
-            .iter()
-            .any(|(_, s)| s == "RUNNING")
-    });
+    let child = start_until_running(&mut p.cmd(&["run"]), "uda-pipeline-slow");
     scontrol("down");
     wait_for("NODE_FAIL", Duration::from_secs(30), || {
         jobs_named("uda-pipeline-slow")
@@ -45,13 +35,8 @@ fn a_node_failure_is_resubmitted_and_the_stage_completes() {
             .any(|(_, s)| s == "NODE_FAIL")
     });
     scontrol("resume");
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
+    let (status, text) = finish(child);
+    assert!(status.success(), "{text}");
     let e = p.entry_json("slow");
     let s = &e["scheduler"];
     assert_eq!(s["attempts"], 2, "{e}");

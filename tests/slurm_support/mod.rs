@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -64,4 +64,29 @@ pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
         assert!(t0.elapsed() < limit, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Starts `cmd` (a `uda-pipe run`) with its output captured, and waits until Slurm runs its job
+/// named `job`.
+pub fn start_until_running(cmd: &mut Command, job: &str) -> Child {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting uda-pipe");
+    wait_for("the job to run", Duration::from_secs(60), || {
+        jobs_named(job).iter().any(|(_, s)| s == "RUNNING")
+    });
+    child
+}
+
+/// Waits for a child started with captured output; its status and stdout + stderr.
+pub fn finish(child: Child) -> (ExitStatus, String) {
+    let out = child.wait_with_output().expect("waiting for uda-pipe");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status, text)
 }

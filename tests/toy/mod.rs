@@ -2,7 +2,7 @@
 //! run them: tests/default_pipeline.rs, tests/report_html.rs).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `--set` overrides that make `pipeline.yaml` run in seconds: a dozen 64×128 images, two
 /// iterations per training. `report` needs the same overrides to find the same cache keys.
@@ -32,4 +32,27 @@ pub fn uda_pipe() -> PathBuf {
         );
     }
     exe
+}
+
+/// `uda-pipe run pipeline.yaml --cache CACHE` with the [`TOY`] overrides and `extra`; asserts
+/// success and returns stdout + stderr.
+pub fn run_default(exe: &Path, cache: &Path, extra: &[&str]) -> String {
+    let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline.yaml");
+    let mut c = std::process::Command::new(exe);
+    c.arg("run").arg(&pipeline).arg("--cache").arg(cache);
+    for s in TOY {
+        c.arg("--set").arg(s);
+    }
+    let o = c
+        .args(extra)
+        .env_remove("CUDA_VISIBLE_DEVICES")
+        .output()
+        .expect("running uda-pipe");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "uda-pipe run {extra:?} failed:\n{text}");
+    text
 }
