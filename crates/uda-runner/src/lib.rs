@@ -11,6 +11,11 @@
 //!    its key's lock through an [`executor::Executor`] and commits the entry atomically
 //!    ([`cache`]); [`history`] records the run in Parquet; [`ui`] shows live progress.
 //!
+//! Executors: [`executor::LocalExecutor`] runs stages as child processes; [`slurm::SlurmExecutor`]
+//! submits each as a Slurm job (array jobs for shardable stages), follows all of them with one
+//! batched `sacct` per poll, and leaves the commit to this process as the local one does. Key
+//! locks hold an [`owner`] record that other hosts of a shared cache can judge.
+//!
 //! The user-facing reference (commands, pipeline.yaml, cache layout, guarantees) is the crate's
 //! README.md.
 
