@@ -74,7 +74,8 @@ pub fn start_until_running(cmd: &mut Command, job: &str) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting uda-pipe");
-    wait_for("the job to run", Duration::from_secs(60), || {
+    // Generous: on 2 CPUs the other tests' jobs may hold the node for a while.
+    wait_for("the job to run", Duration::from_secs(240), || {
         jobs_named(job).iter().any(|(_, s)| s == "RUNNING")
     });
     child
