@@ -134,7 +134,22 @@ pub fn read(path: &Path) -> Option<OwnerRecord> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
+/// Whether a record may be taken over by a process that holds the key's `flock` on this host:
+/// then no live `uda-pipe` here holds the key, so a record from this host is a dead one's even
+/// if its pid now belongs to another process (pids are reused), unless its Slurm job still runs.
+pub fn is_stale_under_flock(r: &OwnerRecord, probe: &dyn Probe) -> bool {
+    if r.host == probe.this_host() {
+        return r
+            .job
+            .as_deref()
+            .is_none_or(|j| probe.job_active(j) != Some(true));
+    }
+    is_stale(r, probe)
+}
+
 /// Creates the owner record, waiting while a live owner holds it (`on_wait` once, with who).
+/// Call it holding the key's `flock` (records from this host are judged by
+/// [`is_stale_under_flock`]).
 pub fn acquire(
     path: &Path,
     probe: &dyn Probe,
@@ -157,7 +172,7 @@ pub fn acquire(
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 match read(path) {
-                    Some(r) if !is_stale(&r, probe) => {
+                    Some(r) if !is_stale_under_flock(&r, probe) => {
                         if !told {
                             on_wait(&r.describe());
                             told = true;
@@ -300,6 +315,27 @@ mod tests {
             now,
         };
         assert!(!is_stale(&rec("a", Some("7"), 0), &unknown));
+    }
+
+    #[test]
+    fn under_the_flock_a_record_of_this_host_is_stale_even_if_its_pid_was_reused() {
+        let reused = Fake {
+            host: "a",
+            alive: true,
+            job: None,
+            now: 0,
+        };
+        assert!(!is_stale(&rec("a", None, 0), &reused));
+        assert!(is_stale_under_flock(&rec("a", None, 0), &reused));
+        // ... but not while its Slurm job runs, and other hosts are judged as ever.
+        let running = Fake {
+            host: "a",
+            alive: true,
+            job: Some(true),
+            now: 0,
+        };
+        assert!(!is_stale_under_flock(&rec("a", Some("7"), 0), &running));
+        assert!(!is_stale_under_flock(&rec("b", None, 0), &reused));
     }
 
     #[test]
