@@ -166,6 +166,16 @@ pub(crate) fn follow(
             }
         }
     };
+    // A shard task failed: the merge waits on it for ever unless Slurm drops it (it should, by
+    // --kill-on-invalid-dep); cancel it rather than rely on that.
+    if let Unit::Sharded { merge, .. } = unit
+        && ended
+            .failed_part
+            .as_deref()
+            .is_some_and(|p| p.starts_with("shard task"))
+    {
+        super::scancel(std::slice::from_ref(merge));
+    }
     logs.pump(&dir, progress);
     forget(&ids);
     Ok(ended)
@@ -192,7 +202,6 @@ fn unit_status(unit: &Unit, snap: &Snapshot, dir: &Path) -> Status {
                 return Status::Unknown;
             }
             if !done {
-                super::scancel(std::slice::from_ref(merge));
                 return Status::Ended(JobState::Failed);
             }
             job_status(snap, merge)
