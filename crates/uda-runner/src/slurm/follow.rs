@@ -52,8 +52,39 @@ pub(crate) struct Ended {
     pub started_ms: Option<u64>,
     pub ended_ms: u64,
     pub nodes: Vec<String>,
-    /// Which part failed and why, in Slurm's words (`shard task 2 of 4: TIMEOUT`).
-    pub failed_part: Option<String>,
+    /// Which part failed and how; `None` when the unit completed.
+    pub failed_part: Option<FailedPart>,
+}
+
+/// The part of a unit that failed: what the runner acts on (a failed shard task leaves its
+/// merge job waiting) and, displayed, the reason the history records (`shard task 2 of 4:
+/// TIMEOUT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FailedPart {
+    pub part: Part,
+    /// Slurm's end state of that part.
+    pub state: JobState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// The one job of an unsharded stage.
+    Job(String),
+    /// Task `index` of a job array of `of` shard tasks.
+    ShardTask { index: u32, of: u32 },
+    /// The job that merges the shards.
+    Merge(String),
+}
+
+impl std::fmt::Display for FailedPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.part {
+            Part::Job(id) => write!(f, "job {id}")?,
+            Part::ShardTask { index, of } => write!(f, "shard task {index} of {of}")?,
+            Part::Merge(id) => write!(f, "merge job {id}")?,
+        }
+        write!(f, ": {}", self.state.name())
+    }
 }
 
 /// A job's status in one snapshot.
@@ -169,10 +200,10 @@ pub(crate) fn follow(
     // A shard task failed: the merge waits on it for ever unless Slurm drops it (it should, by
     // --kill-on-invalid-dep); cancel it rather than rely on that.
     if let Unit::Sharded { merge, .. } = unit
-        && ended
-            .failed_part
-            .as_deref()
-            .is_some_and(|p| p.starts_with("shard task"))
+        && let Some(FailedPart {
+            part: Part::ShardTask { .. },
+            ..
+        }) = ended.failed_part
     {
         super::scancel(std::slice::from_ref(merge));
     }
@@ -241,8 +272,10 @@ fn finish(unit: &Unit, state: JobState, snap: &Snapshot, dir: &Path) -> Ended {
                 started_ms: marker_ms(&start, 1),
                 ended_ms: marker_ms(&end, 1).unwrap_or(now),
                 nodes: start.and_then(|w| w.get(2).cloned()).into_iter().collect(),
-                failed_part: (state != JobState::Completed)
-                    .then(|| format!("job {id}: {}", state.name())),
+                failed_part: (state != JobState::Completed).then(|| FailedPart {
+                    part: Part::Job(id.clone()),
+                    state,
+                }),
             }
         }
         Unit::Sharded {
@@ -301,7 +334,13 @@ fn finish(unit: &Unit, state: JobState, snap: &Snapshot, dir: &Path) -> Ended {
                     s
                 };
                 e.exit_code = marker(dir, &format!("task-{i}.end")).and_then(|w| w[0].parse().ok());
-                e.failed_part = Some(format!("shard task {i} of {shards}: {}", e.state.name()));
+                e.failed_part = Some(FailedPart {
+                    part: Part::ShardTask {
+                        index: i,
+                        of: *shards,
+                    },
+                    state: e.state,
+                });
                 if e.ended_ms == 0 {
                     e.ended_ms = now;
                 }
@@ -321,7 +360,10 @@ fn finish(unit: &Unit, state: JobState, snap: &Snapshot, dir: &Path) -> Ended {
                 e.started_ms = marker_ms(&start, 1);
             }
             if state != JobState::Completed {
-                e.failed_part = Some(format!("merge job {merge}: {}", state.name()));
+                e.failed_part = Some(FailedPart {
+                    part: Part::Merge(merge.clone()),
+                    state,
+                });
             }
             e
         }
@@ -456,6 +498,23 @@ pub(crate) fn write_log(job: &Job, unit: &Unit) -> Result<()> {
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    #[test]
+    fn a_failed_part_reads_as_slurm_names_it() {
+        let part = |part, state| FailedPart { part, state }.to_string();
+        assert_eq!(
+            part(Part::Job("41".into()), JobState::Timeout),
+            "job 41: TIMEOUT"
+        );
+        assert_eq!(
+            part(Part::ShardTask { index: 2, of: 4 }, JobState::OutOfMemory),
+            "shard task 2 of 4: OUT_OF_MEMORY"
+        );
+        assert_eq!(
+            part(Part::Merge("43".into()), JobState::Failed),
+            "merge job 43: FAILED"
+        );
+    }
 
     #[test]
     fn progress_of_shard_tasks_is_summed_per_label_and_read_incrementally() {

@@ -293,14 +293,9 @@ impl Executor for SlurmExecutor {
                 // Without cgroups Slurm's accounting kills the step and calls the job FAILED;
                 // its log says why, and that is what the user must change.
                 ended.state = JobState::OutOfMemory;
-                ended.failed_part = Some(format!(
-                    "{}: OUT_OF_MEMORY",
-                    ended
-                        .failed_part
-                        .as_deref()
-                        .and_then(|p| p.split(':').next())
-                        .unwrap_or("job")
-                ));
+                if let Some(failed) = &mut ended.failed_part {
+                    failed.state = JobState::OutOfMemory;
+                }
             }
             let cancelled = crate::process::cancel_signal().is_some();
             if ended.state.is_retryable() && attempt <= self.config.max_retries && !cancelled {
@@ -340,7 +335,7 @@ fn result(job: &Job, unit: &Unit, e: &Ended, job_ids: Vec<String>, attempts: u32
             executor: "slurm".into(),
             job_ids,
             state: e.state,
-            reason: e.failed_part.clone(),
+            reason: e.failed_part.as_ref().map(ToString::to_string),
             attempts,
             shards: job.shards.max(1),
             nodes: e.nodes.clone(),
