@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One training step of ENet and DeepLabV2 (forward, CE loss, backward, SGD momentum) in tch
+# One training step of ENet and DeepLabV2 (forward, CE loss, backward, SGD momentum), or with
+# `--mode infer` one inference forward pass (eval mode, no gradient), in tch
 # (crates/uda-models/examples/step_bench.rs, --release) against the same step in PyTorch from
 # the project venv (scripts/bench/step_torch.py), same machine, same thread count. Prints the
 # ms/step of each and the ratio torch/rust (> 1: Rust faster). The two alternate for --rounds
@@ -10,14 +11,15 @@
 #                         [--threads $(nproc)] [--backbones "enet deeplabv2-resnet101"]
 #                         [--precision fp32|bf16|fp16]   (autocast on both sides; losses fp32)
 #                         [--channels-last false|true]   (NHWC weights and input on both sides)
+#                         [--mode train|infer]           (a training step, or evaluate's forward pass)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-height=128 width=256 iters=10 warmup=2 rounds=3 threads=$(nproc) backbones="enet deeplabv2-resnet101" device=cpu precision=fp32 channels_last=false
+height=128 width=256 iters=10 warmup=2 rounds=3 threads=$(nproc) backbones="enet deeplabv2-resnet101" device=cpu precision=fp32 channels_last=false mode=train
 while [ $# -gt 0 ]; do
   case "$1" in
     --height) height=$2 ;; --width) width=$2 ;; --iters) iters=$2 ;; --warmup) warmup=$2 ;;
     --rounds) rounds=$2 ;; --threads) threads=$2 ;; --backbones) backbones=$2 ;; --device) device=$2 ;;
-    --precision) precision=$2 ;; --channels-last) channels_last=$2 ;;
+    --precision) precision=$2 ;; --channels-last) channels_last=$2 ;; --mode) mode=$2 ;;
     *) echo "step.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift 2
@@ -27,9 +29,9 @@ py="$root/.venv/bin/python"
 
 (cd "$root" && cargo build --release -p uda-models --example step_bench >&2)
 bin="$root/target/release/examples/step_bench"
-args=(--height "$height" --width "$width" --iters "$iters" --warmup "$warmup" --threads "$threads" --device "$device" --precision "$precision" --channels-last "$channels_last")
+args=(--height "$height" --width "$width" --iters "$iters" --warmup "$warmup" --threads "$threads" --device "$device" --precision "$precision" --channels-last "$channels_last" --mode "$mode")
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads=$threads precision=$precision channels_last=$channels_last"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads=$threads precision=$precision channels_last=$channels_last mode=$mode"
 printf '%-22s %10s %12s %12s %8s\n' backbone size rust_ms torch_ms ratio
 median() { sed -E 's/.*median_ms=([0-9.]+).*/\1/'; }
 for b in $backbones; do

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""One training step (forward, cross-entropy, backward, SGD with momentum) in PyTorch: the
-reference side of scripts/bench/step.sh. Same model definitions as the parity tests
+"""One training step (forward, cross-entropy, backward, SGD with momentum), or with `--mode
+infer` one inference forward pass (eval mode, `torch.no_grad`), in PyTorch: the reference side of
+scripts/bench/step.sh. Same model definitions as the parity tests
 (crates/uda-models/tests/py/reference_models.py), same settings as the Rust twin
 (crates/uda-models/examples/step_bench.rs): ModelConfig::paper (19 classes, frozen BN for
 DeepLabV2), lr 2.5e-4 with the head at 10x, momentum 0.9, weight decay 5e-4, batch 1, DeepLab
@@ -37,6 +38,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--channels-last", default="false", choices=["false", "true"])
+    ap.add_argument("--mode", default="train", choices=["train", "infer"])
     ap.add_argument("--count-flops", default="false", choices=["false", "true"])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -73,18 +75,25 @@ def main():
 
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     times = []
+    if a.mode == "infer":
+        model.eval()
     for i in range(a.warmup + a.iters):
         sync()
         t0 = time.perf_counter()
-        with torch.autocast(dev.type, dtype=dtypes[a.precision], enabled=a.precision != "fp32"):
-            logits, _ = model(x)
-        logits = logits.float()
-        if logits.shape[-2:] != labels.shape[-2:]:
-            logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=True)
-        loss = F.cross_entropy(logits, labels, ignore_index=255)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        if a.mode == "infer":
+            with torch.no_grad(), torch.autocast(dev.type, dtype=dtypes[a.precision], enabled=a.precision != "fp32"):
+                logits, _ = model(x)
+            logits = logits.float()
+        else:
+            with torch.autocast(dev.type, dtype=dtypes[a.precision], enabled=a.precision != "fp32"):
+                logits, _ = model(x)
+            logits = logits.float()
+            if logits.shape[-2:] != labels.shape[-2:]:
+                logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=True)
+            loss = F.cross_entropy(logits, labels, ignore_index=255)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
         sync()
         if i >= a.warmup:
             times.append((time.perf_counter() - t0) * 1e3)
@@ -103,7 +112,7 @@ def main():
             F.cross_entropy(lo, labels, ignore_index=255).backward()
         extra += f" flops={fc.get_total_flops()}"
     print(
-        f"RESULT torch {a.backbone} {a.height}x{a.width} {a.device} {a.precision} threads={a.threads} "
+        f"RESULT torch {a.backbone} {a.height}x{a.width} {a.device} {a.precision} {a.mode} threads={a.threads} "
         f"median_ms={statistics.median(times):.2f} mean_ms={statistics.mean(times):.2f}{extra}"
     )
 

@@ -1,10 +1,11 @@
-//! One training step (forward, cross-entropy, backward, SGD with momentum) timed in tch; the
-//! twin of scripts/bench/step_torch.py. Run through scripts/bench/step.sh, which builds this
+//! One training step (forward, cross-entropy, backward, SGD with momentum), or with `--mode
+//! infer` one inference forward pass (eval mode, no gradient: what evaluate and
+//! pseudolabel-dump run), timed in tch; the twin of scripts/bench/step_torch.py. Run through scripts/bench/step.sh, which builds this
 //! with --release and prints both and their ratio.
 //!
 //!     step_bench --backbone enet|deeplabv2-resnet101|fcn8s-vgg16 --height 128 --width 256
 //!                [--iters 10] [--warmup 2] [--threads 2] [--device cpu|cuda|auto]
-//!                [--precision fp32|bf16|fp16]
+//!                [--precision fp32|bf16|fp16] [--channels-last false|true] [--mode train|infer]
 //!
 //! `--precision bf16` runs the forward pass under autocast (`uda_models::with_precision`) and
 //! the loss in fp32, as `step_torch.py --precision bf16` does with `torch.autocast`. DeepLabV2
@@ -32,6 +33,16 @@ struct Args {
     device: String,
     precision: Precision,
     channels_last: bool,
+    mode: Mode,
+}
+
+/// What one timed iteration is.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Forward in train mode, loss, backward, optimiser step.
+    Train,
+    /// Forward in eval mode without gradient, logits cast to fp32.
+    Infer,
 }
 
 fn parse() -> Result<Args> {
@@ -45,6 +56,7 @@ fn parse() -> Result<Args> {
         device: "cpu".into(),
         precision: Precision::Fp32,
         channels_last: false,
+        mode: Mode::Train,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -63,6 +75,13 @@ fn parse() -> Result<Args> {
             "--threads" => a.threads = value.parse()?,
             "--device" => a.device = value,
             "--channels-last" => a.channels_last = value == "true",
+            "--mode" => {
+                a.mode = match value.as_str() {
+                    "train" => Mode::Train,
+                    "infer" => Mode::Infer,
+                    _ => bail!("--mode train|infer, got {value}"),
+                }
+            }
             "--precision" => {
                 a.precision = serde_json::from_value(serde_json::Value::String(value.clone()))
                     .with_context(|| format!("--precision fp32|bf16|fp16, got {value}"))?
@@ -120,17 +139,28 @@ fn main() -> Result<()> {
     for i in 0..a.warmup + a.iters {
         sync(device);
         let t0 = Instant::now();
-        let logits = with_precision(device, a.precision, || net.forward_t(&x, true).logits)
-            .to_kind(Kind::Float);
-        let logits = if net.logits_stride() == 1 {
-            logits
-        } else {
-            logits.upsample_bilinear2d([a.height, a.width], true, None, None)
-        };
-        let loss = logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Mean, 255, 0.0);
-        opt.zero_grad();
-        loss.backward();
-        opt.step();
+        match a.mode {
+            Mode::Train => {
+                let logits = with_precision(device, a.precision, || net.forward_t(&x, true).logits)
+                    .to_kind(Kind::Float);
+                let logits = if net.logits_stride() == 1 {
+                    logits
+                } else {
+                    logits.upsample_bilinear2d([a.height, a.width], true, None, None)
+                };
+                let loss =
+                    logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Mean, 255, 0.0);
+                opt.zero_grad();
+                loss.backward();
+                opt.step();
+            }
+            Mode::Infer => {
+                let _logits = tch::no_grad(|| {
+                    with_precision(device, a.precision, || net.forward_t(&x, false).logits)
+                        .to_kind(Kind::Float)
+                });
+            }
+        }
         sync(device);
         if i >= a.warmup {
             times.push(t0.elapsed().as_secs_f64() * 1e3);
@@ -139,8 +169,12 @@ fn main() -> Result<()> {
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
+    let mode = match a.mode {
+        Mode::Train => "train",
+        Mode::Infer => "infer",
+    };
     println!(
-        "RESULT rust {} {}x{} {} {} threads={} median_ms={median:.2} mean_ms={mean:.2}",
+        "RESULT rust {} {}x{} {} {} {mode} threads={} median_ms={median:.2} mean_ms={mean:.2}",
         a.backbone, a.height, a.width, a.device, a.precision, a.threads
     );
     Ok(())

@@ -15,10 +15,11 @@ pub fn channels_last(t: &Tensor) -> Tensor {
     t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
-/// Whether `t` is a 4-D tensor laid out channels-last.
+/// Whether `t` is a 4-D tensor laid out channels-last: its NHWC view is contiguous. As in
+/// PyTorch's `is_contiguous(memory_format=torch.channels_last)`, the strides of size-1 dims do
+/// not count, so a 1×1 kernel or a one-channel tensor can be both layouts at once.
 pub fn is_channels_last(t: &Tensor) -> bool {
-    let (size, stride) = (t.size(), t.stride());
-    size.len() == 4 && stride[1] == 1 && stride[3] == size[1] && stride[2] == size[1] * size[3]
+    t.dim() == 4 && t.permute([0, 2, 3, 1]).is_contiguous()
 }
 
 /// Lays every 4-D variable of `vs` (the convolution weights) out channels-last, in place (the

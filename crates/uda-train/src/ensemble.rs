@@ -166,6 +166,24 @@ impl Ensemble {
         }
     }
 
+    /// Every member's weights laid out channels-last when `on` (see
+    /// [`Checkpoint::with_channels_last`]).
+    pub fn with_channels_last(self, on: bool) -> Self {
+        Self {
+            members: self
+                .members
+                .into_iter()
+                .map(|m| m.with_channels_last(on))
+                .collect(),
+        }
+    }
+
+    /// How the members' forward passes run, for a stage's log (see
+    /// [`Checkpoint::forward_mode`]; all members share it).
+    pub fn forward_mode(&self) -> String {
+        self.members[0].forward_mode()
+    }
+
     /// The members, in the order they were given.
     pub fn members(&self) -> &[Checkpoint] {
         &self.members

@@ -83,8 +83,8 @@ pub fn read_checkpoint_info(dir: &Path) -> Result<(ModelInfo, String), Inference
 /// A trained network in inference mode on a device.
 #[derive(Debug)]
 pub struct Checkpoint {
-    // Owns the variables `net` refers to.
-    _vs: VarStore,
+    /// Owns the variables `net` refers to.
+    vs: VarStore,
     net: SegNet,
     info: ModelInfo,
     model_json: String,
@@ -93,6 +93,8 @@ pub struct Checkpoint {
     device: Device,
     /// The forward pass's arithmetic (scores are fp32 whatever it is).
     precision: Precision,
+    /// Whether the convolution weights are laid out channels-last.
+    channels_last: bool,
 }
 
 impl Checkpoint {
@@ -107,7 +109,7 @@ impl Checkpoint {
             })?;
         let weights = info.weights_path(dir);
         Ok(Self {
-            _vs: vs,
+            vs,
             net,
             info,
             model_json,
@@ -115,6 +117,7 @@ impl Checkpoint {
             weights,
             device,
             precision: Precision::Fp32,
+            channels_last: false,
         })
     }
 
@@ -123,6 +126,28 @@ impl Checkpoint {
     pub fn with_precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
         self
+    }
+
+    /// Lays the convolution weights out channels-last (NHWC) when `on`, as training's
+    /// `channels_last` does: oneDNN's bf16 convolutions run about twice as fast so (FCN-8s and
+    /// DeepLabV2 inference on this project's CPU: docs/benchmarks.md). Only the layout changes;
+    /// the scores agree with the contiguous layout up to float rounding.
+    pub fn with_channels_last(mut self, on: bool) -> Self {
+        if on && !self.channels_last {
+            uda_models::convert_to_channels_last(&self.vs);
+        }
+        self.channels_last |= on;
+        self
+    }
+
+    /// How the forward pass runs, for a stage's log: e.g. `bf16, channels-last`.
+    pub fn forward_mode(&self) -> String {
+        let layout = if self.channels_last {
+            "channels-last"
+        } else {
+            "contiguous"
+        };
+        format!("{}, {layout}", self.precision)
     }
 
     pub fn net(&self) -> &SegNet {
@@ -274,5 +299,42 @@ mod tests {
         let total = s.sum_dim_intlist(1, false, Kind::Float);
         assert!((total.mean(Kind::Float).double_value(&[]) - 1.0).abs() < 1e-5);
         assert_eq!(argmax_classes(&s).unwrap().len(), 2 * 8 * 12);
+    }
+
+    #[test]
+    fn channels_last_changes_the_layout_not_the_scores() {
+        let d = tempfile::tempdir().unwrap();
+        tch::manual_seed(3);
+        let vs = VarStore::new(Device::Cpu);
+        let _net = SegNet::new(&vs.root(), &info(19).model_config());
+        uda_models::save_safetensors(&vs, &d.path().join("model.safetensors")).unwrap();
+        info(19).write(d.path()).unwrap();
+        let images: Vec<u8> = (0..2 * 24 * 32 * 3).map(|p| (p * 37 % 251) as u8).collect();
+        let plain = Checkpoint::load(d.path(), Device::Cpu).unwrap();
+        assert_eq!(plain.forward_mode(), "fp32, contiguous");
+        let want = plain
+            .scores(&images, 2, [24, 32], [24, 32], Upsample::Logits)
+            .unwrap();
+        let fast = Checkpoint::load(d.path(), Device::Cpu)
+            .unwrap()
+            .with_precision(Precision::Bf16)
+            .with_channels_last(true);
+        assert_eq!(fast.forward_mode(), "bf16, channels-last");
+        let weights = fast.vs.variables();
+        let convs: Vec<_> = weights.values().filter(|t| t.dim() == 4).collect();
+        assert!(!convs.is_empty());
+        assert!(convs.iter().all(|t| uda_models::is_channels_last(t)));
+        let cl = Checkpoint::load(d.path(), Device::Cpu)
+            .unwrap()
+            .with_channels_last(true);
+        let got = cl
+            .scores(&images, 2, [24, 32], [24, 32], Upsample::Logits)
+            .unwrap();
+        let scale = want.abs().max().double_value(&[]);
+        let diff = (&got - &want).abs().max().double_value(&[]);
+        assert!(
+            diff <= 1e-4 * scale.max(1.0),
+            "fp32 channels-last moved the logits by {diff}"
+        );
     }
 }

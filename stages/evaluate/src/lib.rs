@@ -65,6 +65,11 @@ pub struct EvaluateParams {
     /// Model mode: the forward pass's arithmetic, `fp32`, `bf16` or `fp16` (autocast; scores
     /// in fp32).
     pub precision: uda_models::Precision,
+    /// Model mode: lay the convolution weights out channels-last (NHWC). oneDNN's bf16
+    /// convolutions run about twice as fast so on a CPU with AMX/AVX512-BF16 (FCN-8s and
+    /// DeepLabV2; docs/benchmarks.md); in fp32 it gains little. Scores agree with the
+    /// contiguous layout up to float rounding.
+    pub channels_last: bool,
     /// Model mode: what is upsampled to label size before the arg-max: `logits` (ADVENT's
     /// single-model evaluation) or `softmax` probabilities (FDA's ensemble script). The two can
     /// differ on a few boundary pixels. An ensemble averages probabilities either way (with
@@ -86,6 +91,7 @@ impl Default for EvaluateParams {
             device: "auto".into(),
             batch_size: 1,
             precision: uda_models::Precision::Fp32,
+            channels_last: false,
             upsample: Upsample::Logits,
             split: "val".into(),
             pred_ids: PredIds::Train,

@@ -10,6 +10,7 @@
 //! The scoring loop only sees [`Predictor`], so it is tested with fake predictors as well as
 //! with real (tiny, random) networks.
 
+use crate::EvaluateParams;
 use std::collections::BTreeMap;
 use std::path::Path;
 use uda_models::tch::Device;
@@ -41,21 +42,19 @@ pub struct TchPredictor {
 
 impl TchPredictor {
     /// Loads the checkpoint folder `input`, or every checkpoint folder inside it (see the module
-    /// docs); the members must agree on their classes.
-    pub fn load(
-        input: &Path,
-        device: Device,
-        upsample: Upsample,
-        precision: uda_models::Precision,
-    ) -> anyhow::Result<Self> {
+    /// docs); the members must agree on their classes. `params` gives the upsampling and how
+    /// the forward passes run (`precision`, `channels_last`).
+    pub fn load(input: &Path, device: Device, params: &EvaluateParams) -> anyhow::Result<Self> {
         // The runner's CPU budget for this stage (`UDA_THREADS`), not every core.
         uda_train::set_threads(0);
         let input = ModelInput::find(input)?;
-        let ensemble = Ensemble::load(input.dirs(), device)?.with_precision(precision);
+        let ensemble = Ensemble::load(input.dirs(), device)?
+            .with_precision(params.precision)
+            .with_channels_last(params.channels_last);
         Ok(Self {
             input,
             ensemble,
-            upsample,
+            upsample: params.upsample,
         })
     }
 

@@ -171,8 +171,11 @@ pub(crate) fn score(
     };
     let set = ModelEvalSet::open(data_dir, ctx.optional_input("labels"))?;
     let device = uda_models::device_from_spec(&params.device).context("param device")?;
-    let mut predictor = TchPredictor::load(model_dir, device, params.upsample, params.precision)
-        .context("input 'model'")?;
+    let mut predictor = TchPredictor::load(model_dir, device, params).context("input 'model'")?;
+    eprintln!(
+        "evaluate: forward pass {}",
+        predictor.ensemble().forward_mode()
+    );
     if let ModelInput::Members { dirs, .. } = predictor.input() {
         eprintln!(
             "evaluate: the softmax average of {} checkpoints: {}",

@@ -128,6 +128,65 @@ fn random_enet_checkpoint_scores_as_its_predictions() {
     }
 }
 
+/// `channels_last` (weights laid out NHWC) changes how the convolutions run, not what they
+/// compute: the stage's confusion matrix is that of the reference predictions, up to a near-tie
+/// pixel or two that the other summation order may flip (out of 1536).
+#[test]
+fn channels_last_scores_as_the_contiguous_model() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, net) = checkpoint(&d.path().join("ckpt"), 3, false);
+    let names = ["a", "b", "c"];
+    imageset(&d.path().join("data"), 16, 32, true, &names);
+    let out = d.path().join("out");
+    let args = [
+        "--out".to_string(),
+        out.display().to_string(),
+        "--input".into(),
+        format!("model={}", d.path().join("ckpt").display()),
+        "--input".into(),
+        format!("data={}", d.path().join("data").display()),
+        "-p".into(),
+        "device=cpu".into(),
+        "-p".into(),
+        "channels_last=true".into(),
+    ];
+    let o = run_stage(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success());
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("forward pass fp32, channels-last"), "{log}");
+    let mut want = ConfusionMatrix::new();
+    for i in 0..N {
+        let pred = reference_prediction(&net, i, (16, 32), (16, 32), true, false);
+        want.merge(&ConfusionMatrix::from_maps(&label(i, 16, 32), &pred).unwrap());
+    }
+    let path = out.join(CONFUSION);
+    let t = read_parquet(&path).unwrap();
+    let (gt, pr, count) = (
+        column::<UInt8Array>(&path, &t, "gt").unwrap(),
+        column::<UInt8Array>(&path, &t, "pred").unwrap(),
+        column::<UInt64Array>(&path, &t, "count").unwrap(),
+    );
+    let mut got = std::collections::BTreeMap::new();
+    for r in 0..t.num_rows() {
+        let col = match pr.value(r) {
+            255 => uda_metrics::OTHER,
+            c => c as usize,
+        };
+        got.insert((gt.value(r) as usize, col), count.value(r));
+    }
+    let mut moved = 0;
+    for g in 0..19 {
+        for c in (0..19).chain([uda_metrics::OTHER]) {
+            let have = got.get(&(g, c)).copied().unwrap_or(0);
+            moved += have.abs_diff(want.count(g, c));
+        }
+    }
+    assert!(
+        moved <= 4,
+        "{moved} confusion counts moved under channels-last"
+    );
+}
+
 #[test]
 fn model_mode_errors_name_the_problem() {
     let d = tempfile::tempdir().unwrap();

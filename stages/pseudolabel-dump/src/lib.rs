@@ -85,6 +85,10 @@ pub struct PseudolabelParams {
     pub threads: usize,
     /// The forward pass's arithmetic, `fp32`, `bf16` or `fp16` (autocast; probabilities in fp32).
     pub precision: uda_models::Precision,
+    /// Lay the convolution weights out channels-last (NHWC): oneDNN's bf16 convolutions run
+    /// about twice as fast so on a CPU with AMX/AVX512-BF16 (docs/benchmarks.md).
+    /// Probabilities agree with the contiguous layout up to float rounding.
+    pub channels_last: bool,
 }
 
 impl Default for PseudolabelParams {
@@ -97,6 +101,7 @@ impl Default for PseudolabelParams {
             device: "auto".into(),
             threads: 0,
             precision: uda_models::Precision::Fp32,
+            channels_last: false,
         }
     }
 }
@@ -313,10 +318,13 @@ fn predict(
     let device = uda_models::device_from_spec(&p.device)
         .with_context(|| format!("param device '{}'", p.device))?;
     let dirs = &setup.dirs;
-    let ensemble = Ensemble::load(dirs, device)?.with_precision(p.precision);
+    let ensemble = Ensemble::load(dirs, device)?
+        .with_precision(p.precision)
+        .with_channels_last(p.channels_last);
     eprintln!(
-        "pseudolabel-dump: {} model(s): {}",
+        "pseudolabel-dump: {} model(s), forward pass {}: {}",
         dirs.len(),
+        ensemble.forward_mode(),
         dirs.iter()
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()
