@@ -4,8 +4,10 @@
 
 mod common;
 
-use arrow::array::{Float64Array, StringArray, UInt8Array, UInt64Array};
-use common::{N, checkpoint, image, imageset, label, model_info, reference_logits, run_stage};
+use arrow::array::{Float64Array, StringArray};
+use common::{
+    N, checkpoint, confusion, image, imageset, label, model_info, reference_logits, run_stage,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use uda_data::table::{column, read_parquet};
@@ -66,27 +68,6 @@ fn summary_text(out: &Path, name: &str) -> String {
         .unwrap()
         .value(0)
         .to_string()
-}
-
-/// The stage's confusion counts as a 19×19 matrix (gt × pred); the column of predictions
-/// outside the 19 classes must be empty (an arg-max over 19 classes cannot give one).
-fn confusion(out: &Path) -> Vec<Vec<u64>> {
-    let path = out.join(CONFUSION);
-    let t = read_parquet(&path).unwrap();
-    let (gt, pr, count) = (
-        column::<UInt8Array>(&path, &t, "gt").unwrap(),
-        column::<UInt8Array>(&path, &t, "pred").unwrap(),
-        column::<UInt64Array>(&path, &t, "count").unwrap(),
-    );
-    let mut m = vec![vec![0u64; 19]; 19];
-    for r in 0..t.num_rows() {
-        if pr.value(r) == 255 {
-            assert_eq!(count.value(r), 0, "a prediction outside the 19 classes");
-            continue;
-        }
-        m[gt.value(r) as usize][pr.value(r) as usize] += count.value(r);
-    }
-    m
 }
 
 #[test]

@@ -3,15 +3,16 @@
 
 #![allow(dead_code)]
 
-use arrow::array::{ArrayRef, StringArray, UInt32Array};
+use arrow::array::{ArrayRef, StringArray, UInt8Array, UInt32Array, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use uda_data::imageset::{IMAGES, LABELS, MANIFEST};
-use uda_data::table::write_parquet;
+use uda_data::table::{column, read_parquet, write_parquet};
 use uda_data::zarr::{ArrayLayout, ImageArrayWriter};
+use uda_metrics::report::CONFUSION;
 use uda_models::tch::{self, Device, Kind, Tensor, nn::VarStore};
 use uda_models::{Backbone, Normalization, SegNet};
 use uda_train::ModelInfo;
@@ -168,4 +169,25 @@ pub fn run_stage(args: &[&str]) -> std::process::Output {
         .unwrap();
     eprintln!("{}", String::from_utf8_lossy(&o.stderr));
     o
+}
+
+/// The stage's confusion counts as a 19×19 matrix (gt × pred); the column of predictions
+/// outside the 19 classes must be empty (an arg-max over 19 classes cannot give one).
+pub fn confusion(out: &Path) -> Vec<Vec<u64>> {
+    let path = out.join(CONFUSION);
+    let t = read_parquet(&path).unwrap();
+    let (gt, pr, count) = (
+        column::<UInt8Array>(&path, &t, "gt").unwrap(),
+        column::<UInt8Array>(&path, &t, "pred").unwrap(),
+        column::<UInt64Array>(&path, &t, "count").unwrap(),
+    );
+    let mut m = vec![vec![0u64; 19]; 19];
+    for r in 0..t.num_rows() {
+        if pr.value(r) == 255 {
+            assert_eq!(count.value(r), 0, "a prediction outside the 19 classes");
+            continue;
+        }
+        m[gt.value(r) as usize][pr.value(r) as usize] += count.value(r);
+    }
+    m
 }
