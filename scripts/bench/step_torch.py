@@ -27,53 +27,84 @@ sys.path[:0] = [here, os.path.join(here, "..", "..", "crates", "uda-models", "te
 import reference_models as rm  # noqa: E402
 
 
-def main():
-    ap = argparse.ArgumentParser()
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def add_args(ap):
+    """The step's settings, shared with profile_step.py (which profiles this same step)."""
     ap.add_argument("--backbone", default="enet", choices=["enet", "deeplabv2-resnet101", "fcn8s-vgg16"])
     ap.add_argument("--height", type=int, default=128)
     ap.add_argument("--width", type=int, default=256)
-    ap.add_argument("--iters", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--channels-last", default="false", choices=["false", "true"])
-    ap.add_argument("--mode", default="train", choices=["train", "infer"])
-    ap.add_argument("--count-flops", default="false", choices=["false", "true"])
-    a = ap.parse_args()
+    ap.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"],
+                    help="sgd: the Rust twin's (momentum 0.9, wd 5e-4); adam: the default pipeline's (lr 1e-3)")
+
+
+def setup(a):
+    """Model (train mode; frozen BN for DeepLabV2), optimiser (head at 10x lr), input and labels."""
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     dev = torch.device(a.device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as FDA trains
-
     model = rm.build(a.backbone, 19).to(dev)
     model.train()
     if a.backbone == "deeplabv2-resnet101":
         rm.freeze_bn(model)
     head = {id(p) for p in model.head_parameters()}
     params = [p for p in model.parameters() if p.requires_grad]
-    lr = 2.5e-4
-    opt = torch.optim.SGD(
-        [
-            {"params": [p for p in params if id(p) not in head], "lr": lr},
-            {"params": [p for p in params if id(p) in head], "lr": 10 * lr},
-        ],
-        lr=lr,
-        momentum=0.9,
-        weight_decay=5e-4,
-    )
-    x = torch.randn(1, 3, a.height, a.width, device=dev)
+    lr = 1e-3 if a.optimizer == "adam" else 2.5e-4
+    groups = [
+        {"params": [p for p in params if id(p) not in head], "lr": lr},
+        {"params": [p for p in params if id(p) in head], "lr": 10 * lr},
+    ]
+    if a.optimizer == "adam":
+        opt = torch.optim.Adam(groups, lr=lr)
+    else:
+        opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=5e-4)
+    x = torch.randn(a.batch, 3, a.height, a.width, device=dev)
     if a.channels_last == "true":
         model = model.to(memory_format=torch.channels_last)
         x = x.to(memory_format=torch.channels_last)
-    labels = torch.randint(0, 19, (1, a.height, a.width), device=dev)
+    labels = torch.randint(0, 19, (a.batch, a.height, a.width), device=dev)
+    return model, opt, x, labels, dev
+
+
+def forward(model, x, a, dev):
+    """The logits under autocast at `a.precision`, cast to fp32."""
+    with torch.autocast(dev.type, dtype=DTYPES[a.precision], enabled=a.precision != "fp32"):
+        logits, _ = model(x)
+    return logits.float()
+
+
+def forward_backward(model, opt, x, labels, a, dev):
+    """A training step without its optimiser update: forward, CE in fp32, zero_grad, backward."""
+    logits = forward(model, x, a, dev)
+    if logits.shape[-2:] != labels.shape[-2:]:
+        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=True)
+    loss = F.cross_entropy(logits, labels, ignore_index=255)
+    opt.zero_grad()
+    loss.backward()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    add_args(ap)
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--mode", default="train", choices=["train", "infer"])
+    ap.add_argument("--count-flops", default="false", choices=["false", "true"])
+    a = ap.parse_args()
+    model, opt, x, labels, dev = setup(a)
 
     def sync():
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
 
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     times = []
     if a.mode == "infer":
         model.eval()
@@ -81,18 +112,10 @@ def main():
         sync()
         t0 = time.perf_counter()
         if a.mode == "infer":
-            with torch.no_grad(), torch.autocast(dev.type, dtype=dtypes[a.precision], enabled=a.precision != "fp32"):
-                logits, _ = model(x)
-            logits = logits.float()
+            with torch.no_grad():
+                forward(model, x, a, dev)
         else:
-            with torch.autocast(dev.type, dtype=dtypes[a.precision], enabled=a.precision != "fp32"):
-                logits, _ = model(x)
-            logits = logits.float()
-            if logits.shape[-2:] != labels.shape[-2:]:
-                logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=True)
-            loss = F.cross_entropy(logits, labels, ignore_index=255)
-            opt.zero_grad()
-            loss.backward()
+            forward_backward(model, opt, x, labels, a, dev)
             opt.step()
         sync()
         if i >= a.warmup:
@@ -104,12 +127,7 @@ def main():
         # FLOPs of one step (forward + backward), counted by PyTorch's own flop counter.
         from torch.utils.flop_counter import FlopCounterMode
         with FlopCounterMode(display=False) as fc:
-            with torch.autocast(dev.type, dtype=dtypes[a.precision], enabled=a.precision != "fp32"):
-                lo, _ = model(x)
-            lo = lo.float()
-            if lo.shape[-2:] != labels.shape[-2:]:
-                lo = F.interpolate(lo, size=labels.shape[-2:], mode="bilinear", align_corners=True)
-            F.cross_entropy(lo, labels, ignore_index=255).backward()
+            forward_backward(model, opt, x, labels, a, dev)
         extra += f" flops={fc.get_total_flops()}"
     print(
         f"RESULT torch {a.backbone} {a.height}x{a.width} {a.device} {a.precision} {a.mode} threads={a.threads} "

@@ -1,7 +1,7 @@
 //! One training step (forward, cross-entropy, backward, SGD with momentum), or with `--mode
 //! infer` one inference forward pass (eval mode, no gradient: what evaluate and
-//! pseudolabel-dump run), timed in tch; the twin of scripts/bench/step_torch.py. Run through scripts/bench/step.sh, which builds this
-//! with --release and prints both and their ratio.
+//! pseudolabel-dump run), timed in tch; the twin of scripts/bench/step_torch.py. Run through
+//! scripts/bench/step.sh, which builds this with --release and prints both and their ratio.
 //!
 //!     step_bench --backbone enet|deeplabv2-resnet101|fcn8s-vgg16 --height 128 --width 256
 //!                [--iters 10] [--warmup 2] [--threads 2] [--device cpu|cuda|auto]
@@ -45,6 +45,18 @@ enum Mode {
     Infer,
 }
 
+impl Mode {
+    const ALL: [Self; 2] = [Self::Train, Self::Infer];
+
+    /// The `--mode` value, also printed in the RESULT line.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Train => "train",
+            Self::Infer => "infer",
+        }
+    }
+}
+
 fn parse() -> Result<Args> {
     let mut a = Args {
         backbone: Backbone::Enet,
@@ -76,11 +88,10 @@ fn parse() -> Result<Args> {
             "--device" => a.device = value,
             "--channels-last" => a.channels_last = value == "true",
             "--mode" => {
-                a.mode = match value.as_str() {
-                    "train" => Mode::Train,
-                    "infer" => Mode::Infer,
-                    _ => bail!("--mode train|infer, got {value}"),
-                }
+                a.mode = Mode::ALL
+                    .into_iter()
+                    .find(|m| m.name() == value)
+                    .with_context(|| format!("--mode train|infer, got {value}"))?
             }
             "--precision" => {
                 a.precision = serde_json::from_value(serde_json::Value::String(value.clone()))
@@ -169,10 +180,7 @@ fn main() -> Result<()> {
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
-    let mode = match a.mode {
-        Mode::Train => "train",
-        Mode::Infer => "infer",
-    };
+    let mode = a.mode.name();
     println!(
         "RESULT rust {} {}x{} {} {} {mode} threads={} median_ms={median:.2} mean_ms={mean:.2}",
         a.backbone, a.height, a.width, a.device, a.precision, a.threads

@@ -157,24 +157,18 @@ impl Ensemble {
 
     /// Every member's forward pass at `precision` (see [`Checkpoint::with_precision`]).
     pub fn with_precision(self, precision: uda_models::Precision) -> Self {
-        Self {
-            members: self
-                .members
-                .into_iter()
-                .map(|m| m.with_precision(precision))
-                .collect(),
-        }
+        self.map_members(|m| m.with_precision(precision))
     }
 
     /// Every member's weights laid out channels-last when `on` (see
     /// [`Checkpoint::with_channels_last`]).
     pub fn with_channels_last(self, on: bool) -> Self {
+        self.map_members(|m| m.with_channels_last(on))
+    }
+
+    fn map_members(self, f: impl FnMut(Checkpoint) -> Checkpoint) -> Self {
         Self {
-            members: self
-                .members
-                .into_iter()
-                .map(|m| m.with_channels_last(on))
-                .collect(),
+            members: self.members.into_iter().map(f).collect(),
         }
     }
 
