@@ -1,8 +1,9 @@
 //! The pipelines shipped with the project, at toy scale, with the real stage binaries. The
 //! default `pipeline.yaml` end to end: every stage runs (synthesis → preprocessing → FDA →
 //! pretrain + baselines (colour baselines included) → pseudo-labels → contrastive training →
-//! evaluation), and a second run is served from the cache; `ablations.yaml` validates; the
-//! real-data recipe runs on generated data in the real layouts.
+//! evaluation), and a second run is served from the cache; `ablations.yaml` validates;
+//! `synthetic-benchmark.yaml` runs end to end; the real-data recipes run on generated data in the
+//! real layouts.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -203,12 +204,11 @@ fn assert_scored(latest: &Path, evals: &[&str]) {
     }
 }
 
-/// FDA-MBT's ensemble evaluation averages the three self-trained models, one per β.
-fn assert_fda_mbt_ensemble(latest: &Path) {
-    let m: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(latest.join("eval_fda_mbt/metrics.json")).unwrap(),
-    )
-    .unwrap();
+/// FDA-MBT's ensemble evaluation (`eval_dir`) averages the three self-trained models, one per β.
+fn assert_fda_mbt_ensemble(eval_dir: &Path) {
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(eval_dir.join("metrics.json")).unwrap())
+            .unwrap();
     let members = m["members"].as_array().expect("ensemble members recorded");
     assert_eq!(members.len(), 3, "{m}");
 }
@@ -230,7 +230,7 @@ fn real_data_recipe_runs_end_to_end_at_toy_scale() {
             "eval_fda_mbt",
         ],
     );
-    assert_fda_mbt_ensemble(latest);
+    assert_fda_mbt_ensemble(&latest.join("eval_fda_mbt"));
     // The paper's model, initialised from the torchvision trunk and fed ImageNet-normalised input.
     for model in ["pretrain", "source_only", "ours"] {
         let info = model_json(&latest.join(model));
@@ -271,7 +271,7 @@ fn vgg16_recipe_runs_end_to_end_at_toy_scale() {
             "eval_fda_mbt",
         ],
     );
-    assert_fda_mbt_ensemble(&r.latest);
+    assert_fda_mbt_ensemble(&r.latest.join("eval_fda_mbt"));
     let info = model_json(&r.latest.join("ours"));
     assert_eq!(info["backbone"], "fcn8s-vgg16", "{info}");
 }
@@ -292,6 +292,77 @@ fn enet_recipe_runs_end_to_end_at_toy_scale() {
             "eval_fda_mbt",
         ],
     );
-    assert_fda_mbt_ensemble(&r.latest);
+    assert_fda_mbt_ensemble(&r.latest.join("eval_fda_mbt"));
     assert_eq!(model_json(&r.latest.join("ours"))["batch_norm"], "train");
+}
+
+/// `pipelines/synthetic-benchmark.yaml`, the faithful proxy, at toy scale with the default
+/// pipeline's overrides (it shares their param names): every row of the comparison scored,
+/// FDA-MBT as the ensemble of its three self-trained models, every stage run, then all cached.
+#[test]
+fn synthetic_benchmark_runs_end_to_end_at_toy_scale() {
+    let exe = build_stages();
+    let d = tempfile::tempdir().unwrap();
+    let cache = d.path().join("cache");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/synthetic-benchmark.yaml");
+    let run = || {
+        let mut c = Command::new(&exe);
+        c.arg("run").arg(&file).arg("--cache").arg(&cache);
+        for s in toy::TOY.iter().copied().chain(["target_crop=[128, 64]"]) {
+            c.arg("--set").arg(s);
+        }
+        let o = c.env_remove("CUDA_VISIBLE_DEVICES").output().unwrap();
+        let text =
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.success(),
+            "synthetic-benchmark.yaml failed:\n{text}"
+        );
+        text
+    };
+    let first = run();
+    let [ran, _, failed, _] = run_counts(&first);
+    assert_eq!(failed, 0, "{first}");
+    let latest = cache.join("latest/synthetic-benchmark");
+    let evals = [
+        "eval_source_only",
+        "eval_meanstd",
+        "eval_fda_only",
+        "eval_fda_mbt",
+        "eval_ce_target_bn",
+        "eval_pretrain",
+        "eval_ours",
+        "eval_cl_gt",
+        "eval_oracle",
+        "eval_fda_mbt_beta[beta=0.05]",
+    ]
+    .map(|e| match e.split_once('[') {
+        Some((stage, rest)) => format!("{stage}[seed=0,{rest}"),
+        None => format!("{e}[seed=0]"),
+    });
+    assert_scored(&latest, &evals.each_ref().map(String::as_str));
+    assert_fda_mbt_ensemble(&latest.join("eval_fda_mbt[seed=0]"));
+    assert!(
+        model_json(&latest.join("pretrain[seed=0]"))["grayscale"]
+            .as_bool()
+            .unwrap()
+    );
+    assert!(
+        !model_json(&latest.join("ours[seed=0]"))["grayscale"]
+            .as_bool()
+            .unwrap()
+    );
+    // Both pseudo-label sets are scored against the target labels (docs/results.md compares them).
+    for pseudo in ["pseudo[seed=0]", "pseudo_fda_mbt[seed=0]"] {
+        let m: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(latest.join(pseudo).join("metrics.json")).unwrap(),
+        )
+        .unwrap();
+        assert!(m["miou_raw"].is_number(), "{pseudo}: {m}");
+    }
+    let again = run();
+    let [ran_again, cached, failed, _] = run_counts(&again);
+    assert_eq!((ran_again, failed), (0, 0), "{again}");
+    // `fda` and `fda_betas[beta=0.01]` are one entry: the first run computes it once.
+    assert!(cached > ran, "{again}");
 }

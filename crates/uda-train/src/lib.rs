@@ -8,7 +8,8 @@
 //!   `(seed, iteration)` ([`sampler`]), and hand them over bounded channels; time spent waiting
 //!   is measured.
 //! * [`optim`] (SGD, Adam with savable state) and [`schedule`] (poly, step).
-//! * [`losses`]: segmentation cross-entropy and Charbonnier entropy; [`contrastive`]: the pixel
+//! * [`losses`]: segmentation cross-entropy (optionally class-weighted: [`class_weights`]) and
+//!   Charbonnier entropy; [`contrastive`]: the pixel
 //!   contrastive loss of the second model and its projection head.
 //! * [`trainer`]: the loop — NaN/inf checks, Parquet log ([`log`]), progress, checkpoints and
 //!   exact resume ([`checkpoint`]).
@@ -35,6 +36,7 @@
 
 pub mod augment;
 pub mod checkpoint;
+pub mod class_weights;
 pub mod contrastive;
 pub mod ensemble;
 mod error;

@@ -50,15 +50,40 @@ pub fn upsample_to(logits: &Tensor, height: i64, width: i64) -> Tensor {
 /// Mean cross-entropy of `(B, C, h, w)` logits against `(B, H, W)` int64 labels, logits first
 /// resized to the label size; pixels labelled [`IGNORE_LABEL`] do not count.
 pub fn segmentation_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    weighted_cross_entropy(logits, labels, None)
+}
+
+/// [`segmentation_cross_entropy`] with per-class `weights` (`(C,)` float, see
+/// [`crate::class_weights`]): PyTorch's weighted mean, `Σ w_{y_i} · nll_i / Σ w_{y_i}` over the
+/// labelled pixels; `None` is the unweighted mean.
+pub fn weighted_cross_entropy(
+    logits: &Tensor,
+    labels: &Tensor,
+    weights: Option<&Tensor>,
+) -> Tensor {
     let logits = logits.to_kind(Kind::Float);
     uda_models::in_fp32(|| {
         let size = labels.size();
         let (h, w) = (size[size.len() - 2], size[size.len() - 1]);
         let up = upsample_to(&logits, h, w);
         let labels = labels.to_kind(Kind::Int64);
-        let sum = up.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Sum, IGNORE_LABEL, 0.0);
-        let count = labels.ne(IGNORE_LABEL).sum(Kind::Float).clamp_min(1.0);
-        sum / count
+        let sum = up.cross_entropy_loss(&labels, weights, Reduction::Sum, IGNORE_LABEL, 0.0);
+        let labelled = labels.ne(IGNORE_LABEL);
+        let total = match weights {
+            None => labelled.sum(Kind::Float).clamp_min(1.0),
+            Some(w) => {
+                // The weight of each labelled pixel's class (ignored pixels index class 0, masked).
+                let ids = labels
+                    .where_self(&labelled, &labels.zeros_like())
+                    .flatten(0, -1);
+                let per_pixel =
+                    w.index_select(0, &ids) * labelled.flatten(0, -1).to_kind(Kind::Float);
+                per_pixel
+                    .sum(Kind::Float)
+                    .clamp_min(f64::from(f32::MIN_POSITIVE))
+            }
+        };
+        sum / total
     })
 }
 
@@ -154,6 +179,42 @@ mod tests {
         let labels = Tensor::full([2, 6, 8], IGNORE_LABEL, (Kind::Int64, Device::Cpu));
         let l = segmentation_cross_entropy(&logits, &labels).double_value(&[]);
         assert_eq!(l, 0.0);
+    }
+
+    #[test]
+    fn weighted_cross_entropy_is_the_weighted_mean_over_labelled_pixels() {
+        let logits = Tensor::randn([2, 4, 3, 3], (Kind::Float, Device::Cpu));
+        let labels = Tensor::from_slice(&[0i64, 1, 2, 3, 255, 1, 1, 0, 2])
+            .repeat([2])
+            .view([2, 3, 3]);
+        let w = Tensor::from_slice(&[1.0f32, 2.0, 0.5, 4.0]);
+        let got = weighted_cross_entropy(&logits, &labels, Some(&w)).double_value(&[]);
+        // By hand: -log softmax at the label, weighted, over the 16 labelled pixels.
+        let logp = logits.log_softmax(1, Kind::Float);
+        let (mut num, mut den) = (0.0, 0.0);
+        for b in 0..2 {
+            for y in 0..3 {
+                for x in 0..3 {
+                    let l = labels.int64_value(&[b, y, x]);
+                    if l == 255 {
+                        continue;
+                    }
+                    let wl = w.double_value(&[l]);
+                    num -= wl * logp.double_value(&[b, l, y, x]);
+                    den += wl;
+                }
+            }
+        }
+        assert!((got - num / den).abs() < 1e-5, "{got} vs {}", num / den);
+        // Unit weights are the unweighted mean.
+        let ones = Tensor::ones([4], (Kind::Float, Device::Cpu));
+        let plain = segmentation_cross_entropy(&logits, &labels).double_value(&[]);
+        let unit = weighted_cross_entropy(&logits, &labels, Some(&ones)).double_value(&[]);
+        assert!((plain - unit).abs() < 1e-6);
+        // No labelled pixel: 0, not NaN.
+        let void = Tensor::full([1, 3, 3], 255i64, (Kind::Int64, Device::Cpu));
+        let z = weighted_cross_entropy(&logits.narrow(0, 0, 1), &void, Some(&w)).double_value(&[]);
+        assert_eq!(z, 0.0);
     }
 
     #[test]

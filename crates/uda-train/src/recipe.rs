@@ -5,6 +5,7 @@
 //! The serialized names and defaults are part of the runner's cache keys and of pipeline files:
 //! renaming a field or changing a default changes every cached result.
 
+use crate::class_weights::ClassWeighting;
 use crate::losses::{DEFAULT_CHARBONNIER_EPS, DEFAULT_ETA, EntropyAt, charbonnier_entropy};
 use crate::optim::ParamListing;
 use crate::{LrSchedule, OptimizerConfig};
@@ -55,6 +56,9 @@ pub struct TrainRecipe {
     pub grayscale: bool,
     /// Weight of the entropy term on the target; 0 skips the target entirely.
     pub lambda_ent: f64,
+    /// Class weights of the supervised (source) cross-entropy: `none` (FDA's and the paper's) or
+    /// `enet` (ENet's `1 / ln(1.02 + p_c)` from the training labels; see [`crate::class_weights`]).
+    pub class_weights: ClassWeighting,
     /// Charbonnier exponent η of ρ(x) = (x² + ε²)^η.
     pub eta: f64,
     /// Charbonnier ε (the paper: 0.001; FDA's code: 1e-4, i.e. `+ 1e-8` inside).
@@ -130,6 +134,7 @@ impl Default for TrainRecipe {
             flip: false,
             grayscale: true,
             lambda_ent: 0.005,
+            class_weights: ClassWeighting::None,
             eta: DEFAULT_ETA,
             charbonnier_eps: DEFAULT_CHARBONNIER_EPS,
             ent_start: 0,
@@ -173,6 +178,7 @@ struct ResultPart<'a> {
     flip: &'a bool,
     grayscale: &'a bool,
     lambda_ent: &'a f64,
+    class_weights: &'a ClassWeighting,
     eta: &'a f64,
     charbonnier_eps: &'a f64,
     ent_start: &'a u64,
@@ -207,6 +213,7 @@ impl TrainRecipe {
             flip,
             grayscale,
             lambda_ent,
+            class_weights,
             eta,
             charbonnier_eps,
             ent_start,
@@ -244,6 +251,7 @@ impl TrainRecipe {
             flip,
             grayscale,
             lambda_ent,
+            class_weights,
             eta,
             charbonnier_eps,
             ent_start,

@@ -12,7 +12,7 @@ use crate::{LoaderConfig, ModelInfo, TrainError, TrainSummary, Trainer, TrainerC
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use uda_models::tch::{Device, nn};
+use uda_models::tch::{Device, Tensor, nn};
 use uda_models::{ModelConfig, ModelError, SegNet, WeightNaming};
 use uda_stage::{ContractError, InputSpec, OutputSpec, StageContext};
 
@@ -242,6 +242,31 @@ impl<'r> Session<'r> {
             );
         }
         Ok((trainer, start))
+    }
+
+    /// The recipe's class weights for the CE on `labels` (the labelled set the stage trains on),
+    /// on the session's device, or `None` when unweighted; logs them, one per class.
+    ///
+    /// # Errors
+    /// When a label map cannot be read.
+    pub fn class_weights(&self, labels: &dyn SampleSource) -> Result<Option<Tensor>, TrainError> {
+        let Some(w) = self.recipe.class_weights.weights(labels)? else {
+            return Ok(None);
+        };
+        let listed: Vec<String> = uda_data::classes::CLASSES
+            .iter()
+            .zip(&w)
+            .map(|(c, w)| format!("{} {w:.2}", c.name))
+            .collect();
+        eprintln!(
+            "{}: CE class weights ({}) from the {} label maps of {}: {}",
+            self.kind,
+            self.recipe.class_weights.name(),
+            labels.len(),
+            labels.describe(),
+            listed.join(", ")
+        );
+        Ok(Some(crate::class_weights::weight_tensor(&w, self.device)))
     }
 
     /// How one domain's batches are made; `purpose` names the loader's RNG stream, so loaders

@@ -9,24 +9,25 @@
 //! statistics and each moves the running statistics.
 
 use crate::StepLosses;
-use crate::losses::segmentation_cross_entropy;
+use crate::losses::weighted_cross_entropy;
 use crate::recipe::TrainRecipe;
 use uda_models::SegNet;
 use uda_models::tch::Tensor;
 
-/// `source`: network input `(B, 3, H, W)` with `labels` `(B, H, W)`; `target`: target network
-/// input when the recipe has an entropy term. Terms: `ce` (weight 1) and `ent` (weight
+/// `source`: network input `(B, 3, H, W)` with `labels` `(B, H, W)` and the CE's optional class
+/// weights (the recipe's `class_weights`, from [`crate::Session::class_weights`]); `target`: target
+/// network input when the recipe has an entropy term. Terms: `ce` (weight 1) and `ent` (weight
 /// `lambda_ent` from iteration `ent_start` on, 0 before, so the column is logged throughout).
 pub fn fda_step_losses(
     net: &SegNet,
     recipe: &TrainRecipe,
     it: u64,
-    (source, labels): (&Tensor, &Tensor),
+    (source, labels, class_weights): (&Tensor, &Tensor, Option<&Tensor>),
     target: Option<&Tensor>,
 ) -> StepLosses {
     let out = net.forward_t(source, true);
-    let mut losses =
-        StepLosses::new().with("ce", 1.0, segmentation_cross_entropy(&out.logits, labels));
+    let ce = weighted_cross_entropy(&out.logits, labels, class_weights);
+    let mut losses = StepLosses::new().with("ce", 1.0, ce);
     if let Some(target) = target {
         let out_t = net.forward_t(target, true);
         let weight = if it >= recipe.ent_start {

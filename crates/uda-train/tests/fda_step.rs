@@ -85,7 +85,7 @@ fn one_step(mode: BatchNormMode, listing: ParamListing) {
         &net,
         &recipe,
         0,
-        (&io["source"], &io["labels"]),
+        (&io["source"], &io["labels"], None),
         Some(&io["target"]),
     );
     let total = losses.total().unwrap();

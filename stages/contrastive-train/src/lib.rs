@@ -38,7 +38,7 @@ use uda_stage::{InputSpec, OutputSpec, ParamProblem, Stage, StageContext};
 use uda_train::contrastive::{
     ContrastiveConfig, ProjectionHead, labels_to_grid, pixel_contrastive_loss,
 };
-use uda_train::losses::segmentation_cross_entropy;
+use uda_train::losses::{segmentation_cross_entropy, weighted_cross_entropy};
 use uda_train::sampler::derive_seed;
 use uda_train::session::{init_input, training_outputs};
 use uda_train::source::{ImageSetSource, SampleSource};
@@ -142,6 +142,9 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
     inputs.extend(init.map(|d| ("init", d)));
     // The fingerprint covers the recipe's result params and every contrastive option.
     let (mut trainer, start) = session.trainer(ctx, c, &inputs)?;
+    // The weights are the source CE's; the pseudo-label CE (FDA-MBT's self-training) stays
+    // unweighted, as in FDA's code.
+    let class_weights = session.class_weights(source.as_ref())?;
 
     let (net, device) = (session.net(), session.device());
     let mut source_loader = Loader::new(
@@ -193,7 +196,7 @@ fn run(ctx: &StageContext, params: &ContrastiveParams) -> anyhow::Result<()> {
         let mut losses = StepLosses::new().with(
             "ce",
             c.lambda_ce,
-            segmentation_cross_entropy(&out_s.logits, s_labels),
+            weighted_cross_entropy(&out_s.logits, s_labels, class_weights.as_ref()),
         );
         let Some(target_loader) = target_loader.as_mut() else {
             return Ok(losses);

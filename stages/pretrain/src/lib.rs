@@ -83,6 +83,7 @@ fn run(ctx: &StageContext, p: &TrainRecipe) -> anyhow::Result<()> {
     inputs.extend(target_dir.map(|d| ("target", d)));
     inputs.extend(init.map(|d| ("init", d)));
     let (mut trainer, start) = session.trainer(ctx, &(), &inputs)?;
+    let class_weights = session.class_weights(source.as_ref())?;
 
     let net = session.net();
     let device = session.device();
@@ -119,7 +120,7 @@ fn run(ctx: &StageContext, p: &TrainRecipe) -> anyhow::Result<()> {
             net,
             p,
             it,
-            (&batch.images, labels),
+            (&batch.images, labels, class_weights.as_ref()),
             target.as_ref().map(|t| &t.images),
         );
         Ok(losses)
