@@ -191,8 +191,13 @@ fn run_recipe_at_toy_scale(file: &str, weights_script: Option<&str>) -> ToyRecip
     }
 }
 
+fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 fn model_json(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap()
+    read_json(&dir.join("model.json"))
 }
 
 fn assert_scored(latest: &Path, evals: &[&str]) {
@@ -304,21 +309,13 @@ fn synthetic_benchmark_runs_end_to_end_at_toy_scale() {
     let exe = build_stages();
     let d = tempfile::tempdir().unwrap();
     let cache = d.path().join("cache");
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/synthetic-benchmark.yaml");
     let run = || {
-        let mut c = Command::new(&exe);
-        c.arg("run").arg(&file).arg("--cache").arg(&cache);
-        for s in toy::TOY.iter().copied().chain(["target_crop=[128, 64]"]) {
-            c.arg("--set").arg(s);
-        }
-        let o = c.env_remove("CUDA_VISIBLE_DEVICES").output().unwrap();
-        let text =
-            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-        assert!(
-            o.status.success(),
-            "synthetic-benchmark.yaml failed:\n{text}"
-        );
-        text
+        toy::run_file(
+            &exe,
+            "pipelines/synthetic-benchmark.yaml",
+            &cache,
+            &["--set", "target_crop=[128, 64]"],
+        )
     };
     let first = run();
     let [ran, _, failed, _] = run_counts(&first);
@@ -354,10 +351,7 @@ fn synthetic_benchmark_runs_end_to_end_at_toy_scale() {
     );
     // Both pseudo-label sets are scored against the target labels (docs/results.md compares them).
     for pseudo in ["pseudo[seed=0]", "pseudo_fda_mbt[seed=0]"] {
-        let m: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(latest.join(pseudo).join("metrics.json")).unwrap(),
-        )
-        .unwrap();
+        let m = read_json(&latest.join(pseudo).join("metrics.json"));
         assert!(m["miou_raw"].is_number(), "{pseudo}: {m}");
     }
     let again = run();

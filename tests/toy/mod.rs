@@ -37,7 +37,13 @@ pub fn uda_pipe() -> PathBuf {
 /// `uda-pipe run pipeline.yaml --cache CACHE` with the [`TOY`] overrides and `extra`; asserts
 /// success and returns stdout + stderr.
 pub fn run_default(exe: &Path, cache: &Path, extra: &[&str]) -> String {
-    let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline.yaml");
+    run_file(exe, "pipeline.yaml", cache, extra)
+}
+
+/// [`run_default`] for another shipped pipeline `file` (relative to the repository root) that
+/// shares the default's param names.
+pub fn run_file(exe: &Path, file: &str, cache: &Path, extra: &[&str]) -> String {
+    let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     let mut c = std::process::Command::new(exe);
     c.arg("run").arg(&pipeline).arg("--cache").arg(cache);
     for s in TOY {
@@ -53,6 +59,9 @@ pub fn run_default(exe: &Path, cache: &Path, extra: &[&str]) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(o.status.success(), "uda-pipe run {extra:?} failed:\n{text}");
+    assert!(
+        o.status.success(),
+        "uda-pipe run {file} {extra:?} failed:\n{text}"
+    );
     text
 }

@@ -118,7 +118,7 @@ mod tests {
     }
 
     #[test]
-    fn none_gives_no_weights() {
+    fn none_gives_no_weights_and_enet_one_per_class() {
         let src = MemorySource {
             height: 1,
             width: 1,

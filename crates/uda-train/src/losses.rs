@@ -71,17 +71,11 @@ pub fn weighted_cross_entropy(
         let labelled = labels.ne(IGNORE_LABEL);
         let total = match weights {
             None => labelled.sum(Kind::Float).clamp_min(1.0),
-            Some(w) => {
-                // The weight of each labelled pixel's class (ignored pixels index class 0, masked).
-                let ids = labels
-                    .where_self(&labelled, &labels.zeros_like())
-                    .flatten(0, -1);
-                let per_pixel =
-                    w.index_select(0, &ids) * labelled.flatten(0, -1).to_kind(Kind::Float);
-                per_pixel
-                    .sum(Kind::Float)
-                    .clamp_min(f64::from(f32::MIN_POSITIVE))
-            }
+            // Σ of the labelled pixels' class weights.
+            Some(w) => w
+                .index_select(0, &labels.masked_select(&labelled))
+                .sum(Kind::Float)
+                .clamp_min(f64::from(f32::MIN_POSITIVE)),
         };
         sum / total
     })
@@ -206,6 +200,11 @@ mod tests {
             }
         }
         assert!((got - num / den).abs() < 1e-5, "{got} vs {}", num / den);
+        // PyTorch's own weighted mean (F.cross_entropy(weight=w, ignore_index=255)).
+        let torch = logits
+            .cross_entropy_loss(&labels, Some(&w), Reduction::Mean, IGNORE_LABEL, 0.0)
+            .double_value(&[]);
+        assert!((got - torch).abs() < 1e-5, "{got} vs torch {torch}");
         // Unit weights are the unweighted mean.
         let ones = Tensor::ones([4], (Kind::Float, Device::Cpu));
         let plain = segmentation_cross_entropy(&logits, &labels).double_value(&[]);
