@@ -149,6 +149,11 @@ struct ReportArgs {
     /// Add the differences to this row (a run or seed-group name as shown in the table).
     #[arg(long, value_name = "ROW")]
     baseline: Option<String>,
+    /// With --baseline: also compare every seed group with the baseline seed by seed (mean
+    /// mIoU difference over the seeds both have, its std, 95 % Student t interval, wins). Table
+    /// and Markdown print it under the IoU table; CSV and JSON print only the paired records.
+    #[arg(long, requires = "baseline", conflicts_with_all = ["per_seed", "layout"])]
+    paired: bool,
     /// Keep only runs whose sweep variable KEY has this value (repeatable), e.g. `seed=1`.
     #[arg(long = "where", value_name = "KEY=VALUE")]
     filters: Vec<String>,
@@ -524,6 +529,23 @@ fn report(a: ReportArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         }
         None => Vec::new(),
     };
+    if a.paired {
+        let baseline = a.baseline.as_deref().unwrap_or_default();
+        let pairs = uda_report::paired_differences(&runs, &options, baseline)?;
+        let paired = uda_report::render_paired(&pairs, format);
+        if matches!(format, uda_report::Format::Csv | uda_report::Format::Json) {
+            write!(out, "{paired}")?;
+            return Ok(());
+        }
+        let table = uda_report::render_with(&table, format, Some(baseline), &published)?;
+        write!(
+            out,
+            "{table}\nPaired over seeds: mIoU of each row minus {baseline}'s on the same seed \
+             ({:.0} % Student t interval, n - 1 degrees of freedom)\n\n{paired}",
+            uda_report::CONFIDENCE * 100.0
+        )?;
+        return Ok(());
+    }
     let text = match a.layout {
         Layout::Classes => {
             uda_report::render_with(&table, format, a.baseline.as_deref(), &published)?

@@ -41,6 +41,12 @@ pub enum ReportError {
     /// The compiled-in transcription of the paper's tables is malformed (caught by its tests).
     #[error("data/published.csv line {line}: {detail}")]
     PublishedData { line: usize, detail: String },
+    /// `--paired` pairs runs by their `seed` sweep variable, so the baseline must be a seed group.
+    #[error(
+        "--paired --baseline '{name}': no seed group of that name (seed groups: {groups}); \
+         the baseline must be a row of instances that differ only in `seed`"
+    )]
+    NotPairable { name: String, groups: String },
     #[error("--baseline '{name}': no such row (rows: {rows})")]
     UnknownBaseline { name: String, rows: String },
     /// A chart that plotters could not draw (a font or back-end failure).

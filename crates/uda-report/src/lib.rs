@@ -17,6 +17,10 @@
 //! # Ok::<(), uda_report::ReportError>(())
 //! ```
 //!
+//! [`paired_differences`] pairs each seed group with a baseline group seed by seed (mean
+//! difference, Student t interval) and [`render_paired`] prints it: across seeds of the synthetic
+//! benchmark mIoU moves by points, so a comparison of two methods is a paired one.
+//!
 //! [`write_html`] renders the same data, and more, as one self-contained HTML page (the IoU
 //! table colour-scaled, per-class bars, training curves, pseudo-label quality, confusion
 //! matrices, qualitative panels, sweeps and the run's DAG and timeline); [`write_plots`] writes
@@ -33,6 +37,7 @@ mod format;
 mod frame;
 mod html;
 mod page;
+mod paired;
 mod published;
 mod read;
 mod run;
@@ -43,6 +48,7 @@ pub use components::{ComponentRow, Training, component_rows, model_backbone, ren
 pub use error::{ReportError, Result};
 pub use format::{Format, render, render_with};
 pub use frame::{ROW, long_frame, param_names, wide_frame};
+pub use paired::{CONFIDENCE, Paired, paired_differences, render_paired};
 pub use page::{DagNode, PageOptions, Sources, Written, write_html, write_plots};
 pub use published::{
     Components, Figure, PUBLISHED_CSV, PublishedFilter, PublishedRow, published, published_classes,

@@ -37,7 +37,7 @@ fn report(tenths: impl Fn(usize) -> Option<u8>) -> Report {
 }
 
 /// Writes the report into `root/name` and returns the folder.
-fn write(root: &Path, name: &str, tenths: impl Fn(usize) -> Option<u8>) -> PathBuf {
+pub(crate) fn write(root: &Path, name: &str, tenths: impl Fn(usize) -> Option<u8>) -> PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     report(tenths).write(&dir).unwrap();

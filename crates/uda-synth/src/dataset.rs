@@ -163,7 +163,13 @@ impl Generator {
         } else {
             0.0
         };
-        let scene = Scene::sample(&mut seed_of(1), p.width, p.height, layout_shift);
+        let scene = Scene::sample(
+            &mut seed_of(1),
+            p.width,
+            p.height,
+            layout_shift,
+            p.thing_depth_scale as f32,
+        );
         let palette = if look == Domain::Target {
             &self.style.palette
         } else {
@@ -230,5 +236,44 @@ mod tests {
         assert_eq!(a.label_ids, b.label_ids);
         assert_ne!(a.rgb, b.rgb);
         assert_eq!(g.sample(Split::Source, 2), a);
+    }
+
+    #[test]
+    fn nearer_things_cover_more_pixels_of_each_thin_class() {
+        use crate::scene::tid;
+        let share = |thing_depth_scale: f64| {
+            let g = Generator::new(&SynthParams {
+                height: 96,
+                width: 192,
+                thing_depth_scale,
+                ..SynthParams::default()
+            })
+            .unwrap();
+            let mut counts = [0usize; 4];
+            for i in 0..40 {
+                for t in g.sample(Split::Source, i).train_ids() {
+                    let thin = [tid::POLE, tid::LIGHT, tid::SIGN, tid::PERSON];
+                    if let Some(k) = thin.iter().position(|&c| c == t) {
+                        counts[k] += 1;
+                    }
+                }
+            }
+            counts
+        };
+        let (far, near) = (share(1.0), share(0.5));
+        for k in 0..4 {
+            assert!(
+                near[k] as f64 > 1.3 * far[k] as f64,
+                "class {k}: {} px at scale 0.5 against {} at 1",
+                near[k],
+                far[k]
+            );
+        }
+        let bad = SynthParams {
+            thing_depth_scale: 0.1,
+            ..SynthParams::default()
+        };
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("thing_depth_scale"), "{e}");
     }
 }

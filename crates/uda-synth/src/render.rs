@@ -521,7 +521,7 @@ mod tests {
     #[test]
     fn render_covers_the_image_with_valid_ids() {
         for i in 0..10 {
-            let scene = Scene::sample(&mut rng_for(&[i]), 160, 96, 0.0);
+            let scene = Scene::sample(&mut rng_for(&[i]), 160, 96, 0.0, 1.0);
             let c = scene.render(&NEUTRAL_PALETTE);
             assert_eq!(c.labels.len(), 160 * 96);
             for &l in &c.labels {

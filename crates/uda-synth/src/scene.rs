@@ -235,8 +235,15 @@ const CLOTHES: [Rgb; 7] = [
 ];
 
 impl Scene {
-    /// Samples a scene; `layout_shift` (0..1) moves the target's layout statistics.
-    pub fn sample(rng: &mut impl Rng, width: usize, height: usize, layout_shift: f32) -> Self {
+    /// Samples a scene; `layout_shift` (0..1) moves the target's layout statistics and
+    /// `thing_depth_scale` (0.3..=1) brings persons and poles nearer (`SynthParams`).
+    pub fn sample(
+        rng: &mut impl Rng,
+        width: usize,
+        height: usize,
+        layout_shift: f32,
+        thing_depth_scale: f32,
+    ) -> Self {
         let (w, h) = (width as f32, height as f32);
         let ls = layout_shift;
         let cam = Camera {
@@ -289,7 +296,7 @@ impl Scene {
             };
             objects.push(Object {
                 x,
-                z: uniform(rng, z_bottom * 1.3, 30.0),
+                z: uniform(rng, z_bottom * 1.3, (30.0 * thing_depth_scale).max(z_bottom * 1.4)),
                 thing,
             });
         }
@@ -323,7 +330,7 @@ impl Scene {
             };
             objects.push(Object {
                 x,
-                z: uniform(rng, z_bottom * 1.6, 32.0),
+                z: uniform(rng, z_bottom * 1.6, (32.0 * thing_depth_scale).max(z_bottom * 1.7)),
                 thing,
             });
         }
