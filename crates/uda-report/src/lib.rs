@@ -48,8 +48,8 @@ pub use components::{ComponentRow, Training, component_rows, model_backbone, ren
 pub use error::{ReportError, Result};
 pub use format::{Format, render, render_with};
 pub use frame::{ROW, long_frame, param_names, wide_frame};
-pub use paired::{CONFIDENCE, Paired, paired_differences, render_paired};
 pub use page::{DagNode, PageOptions, Sources, Written, write_html, write_plots};
+pub use paired::{CONFIDENCE, Paired, paired_differences, render_paired};
 pub use published::{
     Components, Figure, PUBLISHED_CSV, PublishedFilter, PublishedRow, published, published_classes,
     select_published,

@@ -244,7 +244,10 @@ mod tests {
         let p = paired_differences(&runs, &Options::default(), "eval_fda").unwrap();
         assert_eq!(p.len(), 1);
         let p = &p[0];
-        assert_eq!((p.row.as_str(), p.baseline.as_str()), ("eval_ours", "eval_fda"));
+        assert_eq!(
+            (p.row.as_str(), p.baseline.as_str()),
+            ("eval_ours", "eval_fda")
+        );
         assert_eq!(p.seeds, ["0", "1", "2", "3", "4"]);
         let want = [0.2, 0.1, 0.1, 0.1, 0.3];
         for (d, w) in p.diffs.iter().zip(want) {
@@ -260,13 +263,29 @@ mod tests {
         assert!((hi - (0.16 + half)).abs() < 1e-7, "{hi}");
         assert_eq!(p.wins(), 5);
         let md = render_paired(std::slice::from_ref(p), Format::Markdown);
-        assert!(md.contains("| eval_ours | eval_fda | 5 | 0,1,2,3,4 | +16.00 | 8.94 | [+4.89, +27.11] | 5/5 |"), "{md}");
+        assert!(
+            md.contains(
+                "| eval_ours | eval_fda | 5 | 0,1,2,3,4 | +16.00 | 8.94 | [+4.89, +27.11] | 5/5 |"
+            ),
+            "{md}"
+        );
         let csv = render_paired(std::slice::from_ref(p), Format::Csv);
-        assert!(csv.starts_with("run,baseline,n,seeds,mean_delta_miou"), "{csv}");
-        assert!(csv.contains("eval_ours,eval_fda,5,\"0,1,2,3,4\",16"), "{csv}");
+        assert!(
+            csv.starts_with("run,baseline,n,seeds,mean_delta_miou"),
+            "{csv}"
+        );
+        let line = csv.lines().nth(1).unwrap();
+        let rest = line
+            .strip_prefix("eval_ours,eval_fda,5,\"0,1,2,3,4\",")
+            .unwrap();
+        let mean: f64 = rest.split(',').next().unwrap().parse().unwrap();
+        assert!((mean - 16.0).abs() < 1e-9, "{csv}");
         let json: serde_json::Value =
             serde_json::from_str(&render_paired(std::slice::from_ref(p), Format::Json)).unwrap();
-        assert_eq!(json[0]["seeds"], serde_json::json!(["0", "1", "2", "3", "4"]));
+        assert_eq!(
+            json[0]["seeds"],
+            serde_json::json!(["0", "1", "2", "3", "4"])
+        );
         assert!((json[0]["ci_low"].as_f64().unwrap() - (16.0 - half * 100.0)).abs() < 1e-5);
     }
 

@@ -296,7 +296,11 @@ impl Scene {
             };
             objects.push(Object {
                 x,
-                z: uniform(rng, z_bottom * 1.3, (30.0 * thing_depth_scale).max(z_bottom * 1.4)),
+                z: uniform(
+                    rng,
+                    z_bottom * 1.3,
+                    (30.0 * thing_depth_scale).max(z_bottom * 1.4),
+                ),
                 thing,
             });
         }
@@ -330,7 +334,11 @@ impl Scene {
             };
             objects.push(Object {
                 x,
-                z: uniform(rng, z_bottom * 1.6, (32.0 * thing_depth_scale).max(z_bottom * 1.7)),
+                z: uniform(
+                    rng,
+                    z_bottom * 1.6,
+                    (32.0 * thing_depth_scale).max(z_bottom * 1.7),
+                ),
                 thing,
             });
         }
