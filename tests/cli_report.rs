@@ -227,3 +227,56 @@ fn raw_dumps_parquet_and_errors_name_the_problem() {
     let out = p.fails(&["report", "eval", "--where", "seed"]);
     assert!(out.contains("expected KEY=VALUE"), "{out}");
 }
+
+/// `--paired`: two seed groups compared seed by seed through the CLI. Seeds 1, 2, 3 of `fda`
+/// have mIoU 0.5, 0.6, 0.7 and of `ours` 0.6, 0.6, 0.9: differences 10, 0, 20 points, mean 10,
+/// std 10, 95 % interval 10 ± t(0.975, 2) · 10 / √3 with t(0.975, 2) = 4.302653 (t tables).
+#[test]
+fn paired_compares_seed_groups_seed_by_seed_with_a_t_interval() {
+    let p = Project::new(
+        "\
+stages:
+  g:
+    kind: uda-test-gen
+    foreach: {seed: [1, 2, 3]}
+  fda:
+    kind: uda-test-copy
+    inputs: {src: ./runs, extra: g}
+    params: {subdir: 's${seed}'}
+  ours:
+    kind: uda-test-copy
+    inputs: {src: ./runs, extra: g}
+    params: {subdir: 't${seed}'}
+",
+    );
+    for (s, (fda, ours)) in [(5, 6), (6, 6), (7, 9)].into_iter().enumerate() {
+        write_eval(&p, &format!("s{}", s + 1), fda);
+        write_eval(&p, &format!("t{}", s + 1), ours);
+    }
+    p.ok(&["run"]);
+    let args = ["report", "fda", "ours", "--baseline", "fda", "--paired"];
+    let out = p.ok(&[&args[..], &["--format", "csv"]].concat());
+    let (h, rows) = parse_csv(&out.replace("\"1,2,3\"", "1;2;3"));
+    assert_eq!(rows.len(), 1, "{out}");
+    assert_eq!(field(&h, &rows[0], "run"), "ours");
+    assert_eq!(field(&h, &rows[0], "seeds"), "1;2;3");
+    assert_eq!(field(&h, &rows[0], "wins"), "2", "a tie is no win: {out}");
+    let half = 4.302653 * 10.0 / 3f64.sqrt();
+    for (column, want) in [
+        ("mean_delta_miou", 10.0),
+        ("std_delta_miou", 10.0),
+        ("ci_low", 10.0 - half),
+        ("ci_high", 10.0 + half),
+    ] {
+        let got = num(field(&h, &rows[0], column));
+        assert!(
+            (got - want).abs() < 1e-5,
+            "{column}: {got} vs {want}\n{out}"
+        );
+    }
+    let table = p.ok(&args);
+    assert!(table.contains("Paired over seeds"), "{table}");
+    assert!(table.contains("[-14.84, +34.84]"), "{table}");
+    let out = p.fails(&["report", "fda", "--paired"]);
+    assert!(out.contains("--baseline"), "{out}");
+}

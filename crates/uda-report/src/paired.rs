@@ -116,6 +116,19 @@ pub fn paired_differences(runs: &[Run], opts: &Options, baseline: &str) -> Resul
         .collect())
 }
 
+/// Column names of the CSV and JSON records.
+const COLUMNS: [&str; 9] = [
+    "run",
+    "baseline",
+    "n",
+    "seeds",
+    "mean_delta_miou",
+    "std_delta_miou",
+    "ci_low",
+    "ci_high",
+    "wins",
+];
+
 /// The paired table: text or Markdown for people (percent, 2 decimals), CSV or JSON for scripts
 /// (percent, unrounded; columns `run`, `baseline`, `n`, `seeds`, `mean_delta_miou`,
 /// `std_delta_miou`, `ci_low`, `ci_high`, `wins`).
@@ -155,9 +168,7 @@ pub fn render_paired(rows: &[Paired], format: Format) -> String {
             layout(&header, &lines, 4, format == Format::Markdown)
         }
         Format::Csv => {
-            let mut out = String::from(
-                "run,baseline,n,seeds,mean_delta_miou,std_delta_miou,ci_low,ci_high,wins\n",
-            );
+            let mut out = COLUMNS.join(",") + "\n";
             let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
             for p in rows {
                 let (lo, hi) = p.interval.unzip();
@@ -182,17 +193,7 @@ pub fn render_paired(rows: &[Paired], format: Format) -> String {
                 v.and_then(serde_json::Number::from_f64)
                     .map_or(Value::Null, Value::Number)
             };
-            let names = [
-                "run",
-                "baseline",
-                "n",
-                "seeds",
-                "mean_delta_miou",
-                "std_delta_miou",
-                "ci_low",
-                "ci_high",
-                "wins",
-            ];
+
             let records: Vec<Vec<Value>> = rows
                 .iter()
                 .map(|p| {
@@ -210,7 +211,7 @@ pub fn render_paired(rows: &[Paired], format: Format) -> String {
                     ]
                 })
                 .collect();
-            json_records(&names, &records)
+            json_records(&COLUMNS, &records)
         }
     }
 }
