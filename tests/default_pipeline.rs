@@ -329,6 +329,7 @@ fn synthetic_benchmark_runs_end_to_end_at_toy_scale() {
         "eval_ce_target_bn",
         "eval_pretrain",
         "eval_ours",
+        "eval_ours_mbt_pseudo",
         "eval_cl_gt",
         "eval_oracle",
         "eval_fda_mbt_beta[beta=0.05]",
