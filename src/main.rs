@@ -529,7 +529,9 @@ fn report(a: ReportArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         }
         None => Vec::new(),
     };
-    if a.paired {
+    // `--paired`: CSV and JSON are the paired records alone (one document a script can parse);
+    // table and Markdown put them under the IoU table with its Δ rows.
+    let paired = if a.paired {
         let baseline = a.baseline.as_deref().unwrap_or_default();
         let pairs = uda_report::paired_differences(&runs, &options, baseline)?;
         let paired = uda_report::render_paired(&pairs, format);
@@ -537,15 +539,14 @@ fn report(a: ReportArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
             write!(out, "{paired}")?;
             return Ok(());
         }
-        let table = uda_report::render_with(&table, format, Some(baseline), &published)?;
-        write!(
-            out,
-            "{table}\nPaired over seeds: mIoU of each row minus {baseline}'s on the same seed \
+        format!(
+            "\nPaired over seeds: mIoU of each row minus {baseline}'s on the same seed \
              ({:.0} % Student t interval, n - 1 degrees of freedom)\n\n{paired}",
             uda_report::CONFIDENCE * 100.0
-        )?;
-        return Ok(());
-    }
+        )
+    } else {
+        String::new()
+    };
     let text = match a.layout {
         Layout::Classes => {
             uda_report::render_with(&table, format, a.baseline.as_deref(), &published)?
@@ -558,7 +559,7 @@ fn report(a: ReportArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
             uda_report::render_components(&rows, &published, format)
         }
     };
-    write!(out, "{text}")?;
+    write!(out, "{text}{paired}")?;
     Ok(())
 }
 
